@@ -1,0 +1,88 @@
+/* The durable store on RocksDB: the transaction log, the committed tree, sessions, epochs. */
+#ifndef ZKFS_STORE_H
+#define ZKFS_STORE_H
+
+#include "txn.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/*
+ * Column families:
+ *   log      zxid (8 bytes big endian) -> record.proto Txn      (proposals, synced)
+ *   tree     path                      -> record.proto Node     (committed tree only)
+ *   sessions id (8 bytes big endian)   -> record.proto Session
+ *   meta     "applied" | "acceptedEpoch" | "currentEpoch" -> 8 bytes big endian
+ *
+ * Threading: store calls are made on the loop thread. Writes go to one writer thread that
+ * takes everything queued since its last write and writes it as one WriteBatch (group
+ * commit); done callbacks run on the loop thread, in submission order.
+ */
+struct store;
+
+struct store_opts {
+    int group_commit; /* 1: one fsync for everything queued; 0: one fsync per append */
+    int sync;         /* 0 only for benchmarks of the unsafe mode: never fsync */
+};
+
+/* status: 0 once the entry is durable, or a negative error (the write failed: fail-stop). */
+typedef void (*store_done_cb)(void *arg, int status);
+
+/* Opens (creating if needed) the store in dir. On failure *errmsg (malloc'd, caller frees)
+ * says why in one line. 0, or a negative code. */
+int store_open(struct store **out, uv_loop_t *loop, const char *dir, const struct store_opts *opts,
+               char **errmsg);
+/* Waits for queued writes to finish, then closes. Done callbacks of queued writes run first. */
+void store_close(struct store *s);
+
+/* Loading at startup (loop thread, before any write). Each callback returns 0 to go on or a
+ * negative code to stop the iteration with that code. Bytes are borrowed for the call. */
+struct store_loader {
+    void *arg;
+    int (*node)(void *arg, const char *path, const uint8_t *rec, size_t len);
+    int (*session)(void *arg, const uint8_t *rec, size_t len);
+    /* log entries with zxid > after, in zxid order */
+    int (*txn)(void *arg, zxid_t zxid, const uint8_t *rec, size_t len);
+};
+int store_load_tree(struct store *s, const struct store_loader *l);
+int store_load_log(struct store *s, zxid_t after, const struct store_loader *l);
+
+/* Metadata, read at startup: 0 when absent. */
+zxid_t store_applied(struct store *s);
+zxid_t store_last_logged(struct store *s);
+uint64_t store_get_meta(struct store *s, const char *key);
+/* Writes a meta key durably (synchronous, fsync'd). 0 or negative. */
+int store_set_meta_sync(struct store *s, const char *key, uint64_t value);
+
+/* Appends a txn record to the log; cb(arg, 0) once it is on disk. The record is copied.
+ * If the call fails, cb never runs. */
+int store_append(struct store *s, zxid_t zxid, const uint8_t *rec, size_t len, store_done_cb cb,
+                 void *arg);
+
+/*
+ * The effect of one committed txn on the durable tree, written as one WriteBatch together with
+ * applied=zxid (not itself fsync'd: the log entry already is, and replay covers the gap).
+ */
+struct store_batch;
+struct store_batch *store_batch_new(zxid_t zxid);
+/* Values are copied. */
+void store_batch_put_node(struct store_batch *b, const char *path, const uint8_t *rec, size_t len);
+void store_batch_del_node(struct store_batch *b, const char *path);
+void store_batch_put_session(struct store_batch *b, uint64_t id, const uint8_t *rec, size_t len);
+void store_batch_del_session(struct store_batch *b, uint64_t id);
+/* Queues b (ownership passes to the store). Writes are applied in submission order. */
+void store_apply(struct store *s, struct store_batch *b);
+
+/* Deletes log entries with zxid < below (asynchronously, in order with other writes). */
+void store_trim_log(struct store *s, zxid_t below);
+
+/* Counters for metrics. */
+struct store_stats {
+    uint64_t syncs;         /* fsync'd writes */
+    uint64_t appends;       /* log entries appended */
+    uint64_t bytes_written; /* log record bytes */
+};
+void store_get_stats(struct store *s, struct store_stats *out);
+
+#endif
