@@ -497,6 +497,9 @@ int tree_apply(struct tree *t, const struct txn *txn)
 
     if (txn->n_ops > 0 && !txn->ops)
         return ZE_DATAINCONSISTENCY;
+    /* Nothing is applied twice and zxids only grow. */
+    if (txn->zxid <= t->last_applied)
+        return ZE_DATAINCONSISTENCY;
     for (uint32_t i = 0; i < txn->n_ops && rc == 0; i++)
         rc = validate_op(t, &sh, &txn->ops[i], i + 1 < txn->n_ops);
     shadow_free(&sh);

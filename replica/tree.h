@@ -73,7 +73,8 @@ struct tree_session *tree_session_get(const struct tree *t, uint64_t id);
  * pzxid to zxid; delete decrements numChildren and sets the parent's pzxid (cversion is not
  * changed by deletes); setData sets mzxid, mtime, version=op->version; setACL sets aversion.
  * Returns 0, or ZE_DATAINCONSISTENCY if the txn does not fit the tree (a bug or a corrupt
- * log: the caller must stop), leaving the tree as it was before the txn. Updates
+ * log, or a zxid not above last_applied: the caller must stop), leaving the tree as it was
+ * before the txn. Updates
  * last_applied. Ops are applied in order, so a txn may create /a and then /a/b.
  */
 int tree_apply(struct tree *t, const struct txn *txn);
