@@ -54,6 +54,7 @@ int main(int argc, char **argv)
     }
     uv_run(loop, UV_RUN_DEFAULT);
     server_close(&srv);
+    uv_run(loop, UV_RUN_DEFAULT); /* the store frees itself in a close callback */
     uv_loop_close(loop);
     LOG_INFO("stopped");
     return 0;
