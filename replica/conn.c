@@ -23,6 +23,7 @@ static void on_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
     frame_reader_close(&c->rd);
+    auth_info_free(&c->auth);
     free(c);
 }
 
@@ -239,6 +240,7 @@ static int handle_request(struct conn *c, struct request *r)
 {
     struct server *s = c->srv;
     r->start_us = server_now_us();
+    r->auth = &c->auth;
     if (r->args.op == REQ_CONNECT) {
         if (c->session_id || c->q_head) {
             LOG_WARN("%s: connect on an established connection; closing", c->peer);
@@ -414,6 +416,7 @@ static void peer_name(struct conn *c)
         port = ntohs(a->sin6_port);
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+    auth_add(&c->auth, "ip", ip);
 }
 
 static int same_ip(const char *a, const char *b)

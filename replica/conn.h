@@ -2,6 +2,7 @@
 #ifndef ZKFS_CONN_H
 #define ZKFS_CONN_H
 
+#include "acl.h"
 #include "frame.h"
 #include "request.h"
 #include "watch.h"
@@ -18,6 +19,7 @@ struct conn {
     enum conn_proto proto;
     struct frame_reader rd;
     struct watch_owner watches;
+    struct auth_info auth;
     uint64_t session_id; /* 0 until connected */
     int32_t timeout_ms;
     struct request *q_head, *q_tail; /* requests in arrival order, replied in that order */

@@ -3,7 +3,10 @@
  * at the moment the read reached the head of its connection's queue. */
 #include "conn.h"
 
+#include "acl.h"
 #include "client.pb-c.h"
+#include "digest.h"
+#include "log.h"
 #include "err.h"
 #include "frame.h"
 #include "path.h"
@@ -216,7 +219,9 @@ static int decode_op(const Zkfs__Cli__Request *m, struct request *r)
         return 0;
     case ZKFS__CLI__REQUEST__OP_AUTH:
         a->op = REQ_AUTH;
-        return 0;
+        if (copy_str(m->auth->scheme, &a->path))
+            return -ENOMEM;
+        return copy_data(&m->auth->auth, 1, a);
     case ZKFS__CLI__REQUEST__OP_GET_EPHEMERALS:
         return decode_path(m->get_ephemerals, REQ_GET_EPHEMERALS, a);
     case ZKFS__CLI__REQUEST__OP_SET_WATCHES: {
@@ -371,6 +376,21 @@ static int remove_watches(struct conn *c, const char *path, int type)
     return watch_remove(&c->srv->watches, &c->watches, path, kinds) > 0 ? 0 : ZE_NOWATCHER;
 }
 
+/* addauth: "digest" with "user:password" proves the id user:base64(sha1(user:password)). */
+static int authenticate(struct conn *c, const struct req_op_args *a)
+{
+    if (!a->path || strcmp(a->path, "digest") || !a->data) {
+        LOG_INFO("%s: authentication with scheme '%s' refused", c->peer, a->path ? a->path : "");
+        return ZE_AUTHFAILED;
+    }
+    char *id = digest_auth_id((const char *)a->data, a->data_len);
+    if (!id)
+        return ZE_AUTHFAILED;
+    int rc = auth_add(&c->auth, "digest", id);
+    free(id);
+    return rc ? ZE_SYSTEMERROR : 0;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -416,6 +436,11 @@ int native_encode_reply(struct conn *c, struct request *r, uint8_t **buf, size_t
                 err = ZE_NONODE;
                 break;
             }
+            if (a->op != REQ_EXISTS &&
+                (err = acl_check(n->acls, n->n_acls,
+                                 a->op == REQ_GET_ACL ? PERM_READ | PERM_ADMIN : PERM_READ,
+                                 &c->auth)))
+                break;
             fill_stat(&stat, &n->stat, n->kind, n->policy);
             rep.stat = &stat;
             if (a->op == REQ_GET_DATA && n->stat.data_length > 0) {
@@ -487,6 +512,9 @@ int native_encode_reply(struct conn *c, struct request *r, uint8_t **buf, size_t
             set_watches(c, r);
             break;
         case REQ_PING:
+            break;
+        case REQ_AUTH:
+            err = authenticate(c, a);
             break;
         default:
             err = ZE_UNIMPLEMENTED;

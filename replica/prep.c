@@ -1,6 +1,7 @@
 /* Request preparation: ZooKeeper's PrepRequestProcessor checks over a pending-change overlay. */
 #include "prep.h"
 
+#include "acl.h"
 #include "err.h"
 #include "path.h"
 
@@ -15,6 +16,8 @@ struct pending {
     int exists;
     struct zstat stat;
     uint32_t kind, policy;
+    struct acl *acls; /* owned, except in the scratch copy of a tree node (borrowed) */
+    uint32_t n_acls;
     zxid_t zxid; /* the last txn that touched it */
     UT_hash_handle hh;
 };
@@ -29,6 +32,7 @@ void prep_init(struct prep *p, struct tree *tree, uint32_t max_data, int extende
 
 static void pending_free(struct pending *e)
 {
+    acl_free(e->acls, e->n_acls);
     free(e->path);
     free(e);
 }
@@ -53,7 +57,13 @@ struct view {
     struct prep *p;
     struct pending *local;
     zxid_t zxid;
+    const struct auth_info *auth; /* NULL: the server itself */
 };
+
+static int allowed(struct view *v, const struct pending *e, uint32_t perm)
+{
+    return acl_check(e->acls, e->n_acls, perm, v->auth);
+}
 
 static const struct pending *lookup(struct view *v, const char *path, struct pending *scratch)
 {
@@ -71,6 +81,8 @@ static const struct pending *lookup(struct view *v, const char *path, struct pen
         scratch->stat = n->stat;
         scratch->kind = n->kind;
         scratch->policy = n->policy;
+        scratch->acls = n->acls;
+        scratch->n_acls = n->n_acls;
     }
     return scratch;
 }
@@ -93,6 +105,12 @@ static struct pending *local_entry(struct view *v, const char *path)
     e->stat = cur->stat;
     e->kind = cur->kind;
     e->policy = cur->policy;
+    if (cur->n_acls && !(e->acls = acl_dup(cur->acls, cur->n_acls))) {
+        free(e->path);
+        free(e);
+        return NULL;
+    }
+    e->n_acls = cur->n_acls;
     e->zxid = v->zxid;
     HASH_ADD_KEYPTR(hh, v->local, e->path, strlen(e->path), e);
     return e;
@@ -107,28 +125,6 @@ static char *parent_of(const char *path)
         s[n] = 0;
     }
     return s;
-}
-
-int prep_check_acl(const struct acl *acls, uint32_t n)
-{
-    if (n == 0)
-        return ZE_INVALIDACL;
-    for (uint32_t i = 0; i < n; i++) {
-        const struct acl *a = &acls[i];
-        if (!a->scheme || !a->id || (a->perms & ~31u))
-            return ZE_INVALIDACL;
-        if (!strcmp(a->scheme, "world")) {
-            if (strcmp(a->id, "anyone"))
-                return ZE_INVALIDACL;
-        } else if (!strcmp(a->scheme, "digest")) {
-            if (!strchr(a->id, ':'))
-                return ZE_INVALIDACL;
-        } else if (strcmp(a->scheme, "ip") && strcmp(a->scheme, "auth") &&
-                   strcmp(a->scheme, "x509") && strcmp(a->scheme, "sasl")) {
-            return ZE_INVALIDACL;
-        }
-    }
-    return 0;
 }
 
 static struct txn_op *add_op(struct txn *t, enum txn_op_type type, const char *path)
@@ -169,9 +165,7 @@ static int prep_create(struct view *v, const struct req_op_args *a, uint64_t ses
         return ZE_NODEEXISTS;
     if (a->data_len > p->max_data)
         return ZE_BADARGUMENTS;
-    int rc = prep_check_acl(a->acls, a->n_acls);
-    if (rc)
-        return rc;
+    int rc;
     int64_t owner = 0;
     switch (a->mode) {
     case 1:
@@ -204,10 +198,20 @@ static int prep_create(struct view *v, const struct req_op_args *a, uint64_t ses
         rc = ZE_NONODE;
         goto out;
     }
+    if ((rc = allowed(v, pv, PERM_CREATE)))
+        goto out;
     if (ephemeral_is_session(pv->stat.ephemeral_owner)) {
         rc = ZE_NOCHILDRENFOREPHEMERALS;
         goto out;
     }
+    struct acl *acls = a->n_acls ? acl_dup(a->acls, a->n_acls) : NULL;
+    uint32_t n_acls = a->n_acls;
+    if (a->n_acls && !acls) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = acl_fixup(&acls, &n_acls, v->auth)))
+        goto out;
     char *path;
     if (seq) {
         /* ZooKeeper's sequence suffix: the parent's cversion before this create, %010d of a
@@ -215,16 +219,19 @@ static int prep_create(struct view *v, const struct req_op_args *a, uint64_t ses
         size_t n = strlen(a->path) + 12;
         path = malloc(n);
         if (!path) {
+            acl_free(acls, n_acls);
             rc = -ENOMEM;
             goto out;
         }
         snprintf(path, n, "%s%010d", a->path, pv->stat.cversion);
     } else if (!(path = strdup(a->path))) {
+        acl_free(acls, n_acls);
         rc = -ENOMEM;
         goto out;
     }
     const struct pending *nv = lookup(v, path, &scratch);
     if (nv->exists) {
+        acl_free(acls, n_acls);
         free(path);
         rc = ZE_NODEEXISTS;
         goto out;
@@ -233,10 +240,22 @@ static int prep_create(struct view *v, const struct req_op_args *a, uint64_t ses
     struct pending *ne = local_entry(v, path);
     struct txn_op *op = pe && ne ? add_op(t, TXN_CREATE, path) : NULL;
     if (!op) {
+        acl_free(acls, n_acls);
         free(path);
         rc = -ENOMEM;
         goto out;
     }
+    /* the txn op and the overlay entry each keep a copy */
+    op->acls = acls;
+    op->n_acls = n_acls;
+    acl_free(ne->acls, ne->n_acls);
+    ne->n_acls = 0;
+    if (!(ne->acls = acl_dup(acls, n_acls))) {
+        free(path);
+        rc = -ENOMEM;
+        goto out;
+    }
+    ne->n_acls = n_acls;
     pe->stat.cversion++;
     pe->stat.num_children++;
     pe->stat.pzxid = (int64_t)v->zxid;
@@ -261,12 +280,6 @@ static int prep_create(struct view *v, const struct req_op_args *a, uint64_t ses
         memcpy(op->data, a->data, a->data_len);
         op->data_len = a->data_len;
     }
-    if (!(op->acls = acl_dup(a->acls, a->n_acls))) {
-        free(path);
-        rc = -ENOMEM;
-        goto out;
-    }
-    op->n_acls = a->n_acls;
     res->path = path;
     res->stat = ne->stat;
     res->has_stat = 1;
@@ -297,6 +310,10 @@ static int prep_delete(struct view *v, const struct req_op_args *a, int containe
     char *parent = parent_of(a->path);
     if (!parent)
         return -ENOMEM;
+    if ((rc = allowed(v, lookup(v, parent, &scratch), PERM_DELETE))) {
+        free(parent);
+        return rc;
+    }
     struct pending *pe = local_entry(v, parent);
     struct pending *ne = local_entry(v, a->path);
     free(parent);
@@ -319,8 +336,8 @@ static int prep_set_data(struct view *v, const struct req_op_args *a, int64_t no
     const struct pending *nv = lookup(v, a->path, &scratch);
     if (!nv->exists)
         return ZE_NONODE;
-    int rc = check_version(a->version, nv->stat.version);
-    if (rc)
+    int rc = allowed(v, nv, PERM_WRITE);
+    if (rc || (rc = check_version(a->version, nv->stat.version)))
         return rc;
     struct pending *ne = local_entry(v, a->path);
     struct txn_op *op = ne ? add_op(t, TXN_SET_DATA, a->path) : NULL;
@@ -350,7 +367,8 @@ static int prep_check(struct view *v, const struct req_op_args *a)
     const struct pending *nv = lookup(v, a->path, &scratch);
     if (!nv->exists)
         return ZE_NONODE;
-    return check_version(a->version, nv->stat.version);
+    int rc = allowed(v, nv, PERM_READ);
+    return rc ? rc : check_version(a->version, nv->stat.version);
 }
 
 static int prep_set_acl(struct view *v, const struct req_op_args *a, struct txn *t,
@@ -358,20 +376,32 @@ static int prep_set_acl(struct view *v, const struct req_op_args *a, struct txn 
 {
     if (!a->path || path_validate(a->path, strlen(a->path), 0))
         return ZE_BADARGUMENTS;
-    int rc = prep_check_acl(a->acls, a->n_acls);
-    if (rc)
-        return rc;
     struct pending scratch;
     const struct pending *nv = lookup(v, a->path, &scratch);
     if (!nv->exists)
         return ZE_NONODE;
-    if ((rc = check_version(a->version, nv->stat.aversion)))
+    int rc = allowed(v, nv, PERM_ADMIN);
+    if (rc || (rc = check_version(a->version, nv->stat.aversion)))
+        return rc;
+    struct acl *acls = a->n_acls ? acl_dup(a->acls, a->n_acls) : NULL;
+    uint32_t n_acls = a->n_acls;
+    if (a->n_acls && !acls)
+        return -ENOMEM;
+    if ((rc = acl_fixup(&acls, &n_acls, v->auth)))
         return rc;
     struct pending *ne = local_entry(v, a->path);
     struct txn_op *op = ne ? add_op(t, TXN_SET_ACL, a->path) : NULL;
-    if (!op || !(op->acls = acl_dup(a->acls, a->n_acls)))
+    if (!op) {
+        acl_free(acls, n_acls);
         return -ENOMEM;
-    op->n_acls = a->n_acls;
+    }
+    op->acls = acls;
+    op->n_acls = n_acls;
+    acl_free(ne->acls, ne->n_acls);
+    ne->n_acls = 0;
+    if (!(ne->acls = acl_dup(acls, n_acls)))
+        return -ENOMEM;
+    ne->n_acls = n_acls;
     ne->stat.aversion++;
     op->version = ne->stat.aversion;
     res->stat = ne->stat;
@@ -391,6 +421,9 @@ static int prep_set_meta(struct view *v, const struct req_op_args *a, struct txn
     const struct pending *nv = lookup(v, a->path, &scratch);
     if (!nv->exists)
         return ZE_NONODE;
+    int rc = allowed(v, nv, PERM_WRITE);
+    if (rc)
+        return rc;
     struct pending *ne = local_entry(v, a->path);
     struct txn_op *op = ne ? add_op(t, TXN_SET_META, a->path) : NULL;
     if (!op)
@@ -416,6 +449,7 @@ static int cmp_str(const void *a, const void *b)
 /* closeSession: delete every ephemeral the session owns or will own, then the session. */
 static int prep_close_session(struct view *v, uint64_t session, struct txn *t)
 {
+    v->auth = NULL; /* the session's own ephemerals go whatever the parents' ACLs say */
     struct prep *p = v->p;
     struct tree_session *ts = tree_session_get(p->tree, session);
     size_t n = 0, cap = 16;
@@ -502,7 +536,7 @@ static int prep_op(struct view *v, const struct request *r, const struct req_op_
 
 int prep_request(struct prep *p, struct request *r, zxid_t zxid, int64_t now_ms, struct txn *out)
 {
-    struct view v = {.p = p, .zxid = zxid};
+    struct view v = {.p = p, .zxid = zxid, .auth = r->auth};
     memset(out, 0, sizeof(*out));
     out->zxid = zxid;
     out->time_ms = now_ms;

@@ -32,7 +32,4 @@ int prep_request(struct prep *p, struct request *r, zxid_t zxid, int64_t now_ms,
 /* Forgets the overlay entries that txn t (now applied to the tree) was the last to touch. */
 void prep_applied(struct prep *p, const struct txn *t);
 
-/* Validates an ACL list as ZooKeeper does: non-empty, known schemes, world:anyone. */
-int prep_check_acl(const struct acl *acls, uint32_t n);
-
 #endif

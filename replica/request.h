@@ -55,6 +55,7 @@ struct req_op_args {
 };
 
 struct conn;
+struct auth_info;
 
 /* Result of one op, filled when the request completes. */
 struct req_result {
@@ -67,6 +68,8 @@ struct req_result {
 
 struct request {
     struct conn *conn; /* NULL for internal requests; cleared if the connection goes away */
+    const struct auth_info *auth; /* the connection's ids, valid while it is prepared or read;
+                                     NULL for the server's own requests (no ACL checks) */
     int32_t xid;
     uint64_t session_id;
     struct req_op_args args; /* the op itself (for a multi: op = REQ_MULTI) */

@@ -1,4 +1,5 @@
 /* Unit tests for lib/: error table, path validation, frame reader. */
+#include "digest.h"
 #include "err.h"
 #include "frame.h"
 #include "path.h"
@@ -83,8 +84,30 @@ static void test_frames(void)
     frame_reader_close(&r);
 }
 
+static void test_digest(void)
+{
+    uint8_t sum[20];
+    digest_sha1((const uint8_t *)"abc", 3, sum);
+    char *b = digest_base64(sum, 20);
+    /* FIPS 180 example: a9993e36 4706816a ba3e2571 7850c26c 9cd0d89d */
+    CHECK(strcmp(b, "qZk+NkcGgWq6PiVxeFDCbJzQ2J0=") == 0);
+    free(b);
+    /* 56 bytes: the padding spills into a second block */
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    digest_sha1((const uint8_t *)m, strlen(m), sum);
+    b = digest_base64(sum, 20);
+    CHECK(strcmp(b, "hJg+RBw70m66rkqh+VEp5eVGcPE=") == 0);
+    free(b);
+    /* ZooKeeper's documented example: super:test */
+    char *id = digest_auth_id("super:test", 10);
+    CHECK(strcmp(id, "super:D/InIHSb7yEEbrWz8b9l71RjZJU=") == 0);
+    free(id);
+    CHECK(digest_auth_id("nocolon", 7) == NULL);
+}
+
 int main(void)
 {
+    RUN(test_digest);
     RUN(test_paths);
     RUN(test_errors);
     RUN(test_frames);
