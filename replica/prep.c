@@ -624,3 +624,8 @@ void prep_applied(struct prep *p, const struct txn *t)
         }
     }
 }
+
+uint32_t prep_pending_count(const struct prep *p)
+{
+    return HASH_COUNT(p->pending);
+}

@@ -32,4 +32,7 @@ int prep_request(struct prep *p, struct request *r, zxid_t zxid, int64_t now_ms,
 /* Forgets the overlay entries that txn t (now applied to the tree) was the last to touch. */
 void prep_applied(struct prep *p, const struct txn *t);
 
+/* Nodes in the overlay (0 once every prepared txn is applied). */
+uint32_t prep_pending_count(const struct prep *p);
+
 #endif
