@@ -249,6 +249,23 @@ static int decode_op(const Zkfs__Cli__Request *m, struct request *r)
     }
 }
 
+/* A request whose strings were cut at a NUL: its paths become "" so that it is answered with
+ * BADARGUMENTS as ZooKeeper would; with no path to blame, it is refused as malformed. */
+static int poison_paths(struct request *r)
+{
+    int any = 0;
+    if (r->args.path) {
+        r->args.path[0] = 0;
+        any = 1;
+    }
+    for (uint32_t i = 0; i < r->n_ops; i++)
+        if (r->ops[i].path) {
+            r->ops[i].path[0] = 0;
+            any = 1;
+        }
+    return any ? 0 : ZE_MARSHALLINGERROR;
+}
+
 int native_decode(struct server *s, const uint8_t *buf, size_t len, struct request **out)
 {
     (void)s;
@@ -256,6 +273,9 @@ int native_decode(struct server *s, const uint8_t *buf, size_t len, struct reque
     Zkfs__Cli__Request *m = zkfs__cli__request__unpack(NULL, len, buf);
     if (!m)
         return ZE_MARSHALLINGERROR;
+    /* protobuf-c hands string fields over NUL-terminated, so "/a\0b" would arrive as "/a" and
+     * act on another node. Such a string re-encodes shorter than it came. */
+    int cut = zkfs__cli__request__get_packed_size(m) != len;
     struct request *r = request_new();
     int rc = r ? 0 : -ENOMEM;
     if (r) {
@@ -263,6 +283,8 @@ int native_decode(struct server *s, const uint8_t *buf, size_t len, struct reque
         rc = decode_op(m, r);
     }
     zkfs__cli__request__free_unpacked(m, NULL);
+    if (rc == 0 && cut)
+        rc = poison_paths(r);
     if (rc) {
         request_free(r);
         return rc;
