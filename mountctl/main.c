@@ -657,6 +657,8 @@ static const char *event_name(int type, char *buf, size_t len)
                                   "PersistentWatchRemoved"};
     if (type >= 1 && type <= 7)
         return names[type];
+    if (type == 100)
+        return "NodeMetaChanged"; /* zkfs: ACL, kind or policy changed */
     snprintf(buf, len, "Unknown(%d)", type);
     return buf;
 }

@@ -161,6 +161,10 @@ static void apply_txn(struct server *s, const struct txn *t, int replay)
         case TXN_SET_DATA:
             watch_trigger(&s->watches, EV_DATA_CHANGED, op->path, (int64_t)t->zxid);
             break;
+        case TXN_SET_ACL:
+        case TXN_SET_META:
+            watch_trigger(&s->watches, EV_META_CHANGED, op->path, (int64_t)t->zxid);
+            break;
         case TXN_CREATE_SESSION:
             if (!session_add(&s->sessions, op->session_id, op->timeout_ms, now))
                 abort();

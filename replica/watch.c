@@ -166,6 +166,8 @@ static int fired_add(struct fired *f, struct watch_owner *o)
 
 static int kind_fires(enum watch_kind kind, int type, int at_path)
 {
+    if (type == EV_META_CHANGED)
+        return kind == WATCH_PERSISTENT || kind == WATCH_RECURSIVE;
     if (!at_path)
         return kind == WATCH_RECURSIVE && type != EV_CHILDREN_CHANGED;
     switch (kind) {

@@ -12,6 +12,9 @@ enum {
     EV_DELETED = 2,
     EV_DATA_CHANGED = 3,
     EV_CHILDREN_CHANGED = 4,
+    /* zkfs only, never sent to ZooKeeper clients: the node's ACL, kind or policy changed.
+     * Fires persistent and recursive watches only (the filesystem's IN_ATTRIB). */
+    EV_META_CHANGED = 100,
 };
 
 enum watch_kind { WATCH_DATA = 0, WATCH_EXIST, WATCH_CHILD, WATCH_PERSISTENT, WATCH_RECURSIVE };

@@ -87,6 +87,14 @@ static void test_watches(void)
     watch_trigger(&m, EV_DELETED, "/z", 15);
     CHECK_EQ(n_got, 1);
 
+    /* metadata changes reach persistent and recursive watches only */
+    watch_add(&m, &b, "/z", WATCH_DATA);
+    n_got = 0;
+    watch_trigger(&m, EV_META_CHANGED, "/z", 16);
+    CHECK_EQ(n_got, 1); /* a's recursive watch on "/"; b's data watch stays armed */
+    CHECK(got[0].owner == &a);
+    CHECK_EQ(watch_remove(&m, &b, "/z", 1u << WATCH_DATA), 1);
+
     CHECK_EQ(watch_remove(&m, &b, "/r", 1u << WATCH_RECURSIVE), 1);
     CHECK_EQ(watch_remove(&m, &b, "/r", 1u << WATCH_RECURSIVE), 0);
     watch_remove_owner(&m, &a);
