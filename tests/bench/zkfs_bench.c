@@ -2,6 +2,7 @@
  * and latency percentiles. A benchmark, never a test: it asserts nothing about speed. */
 #include "client.h"
 #include "err.h"
+#include "log.h"
 
 #include <getopt.h>
 #include <pthread.h>
@@ -126,6 +127,7 @@ int main(int argc, char **argv)
 {
     const char *servers = getenv("ZKFS_SERVERS") ? getenv("ZKFS_SERVERS") : "127.0.0.1:2181";
     int clients = 8, window = 16, json = 0;
+    log_init("zkfs-bench", LOG_LEVEL_WARN);
     long ops = 20000;
     static const struct option lopts[] = {
         {"servers", 1, 0, 's'}, {"clients", 1, 0, 'c'}, {"ops", 1, 0, 'n'}, {"window", 1, 0, 'w'},
