@@ -133,7 +133,9 @@ static void process_queue(struct conn *c)
         if (!c->q_head)
             c->q_tail = NULL;
         c->q_len--;
-        int closing_session = r->args.op == REQ_CLOSE_SESSION;
+        /* after closeSession, or a connect refused as expired (as ZooKeeper), hang up */
+        int closing_session = r->args.op == REQ_CLOSE_SESSION ||
+                              (r->args.op == REQ_CONNECT && r->err != 0);
         server_record_latency(s, r->start_us);
         if (r->zxid > (zxid_t)c->last_zxid)
             c->last_zxid = (int64_t)r->zxid;
