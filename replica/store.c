@@ -21,7 +21,7 @@ static const char *const cf_names[CF_COUNT] = {"default", "log", "tree", "sessio
 #define BLOCK_CACHE_BYTES ((size_t)64 << 20)
 #define META_APPLIED "applied"
 
-enum item_kind { ITEM_APPEND, ITEM_APPLY, ITEM_TRIM, ITEM_META };
+enum item_kind { ITEM_APPEND, ITEM_APPLY, ITEM_TRIM, ITEM_META, ITEM_TRUNCATE, ITEM_INSTALL };
 enum batch_op { OP_PUT_NODE, OP_DEL_NODE, OP_PUT_SESSION, OP_DEL_SESSION };
 
 /* A queued write. Appends carry their record inline; a store_batch embeds its item. */
@@ -34,7 +34,8 @@ struct item {
     store_done_cb cb;
     void *arg;
     int status;
-    int done; /* meta only: set by the writer, under the mutex */
+    int done;                      /* meta, truncate, install: set by the writer, under the mutex */
+    rocksdb_writebatch_t *install; /* install: the whole new state */
 };
 
 struct store_batch {
@@ -128,7 +129,14 @@ static void enqueue(struct store *s, struct item *it)
 
 static int is_sync_item(const struct item *it)
 {
-    return it->kind == ITEM_APPEND || it->kind == ITEM_META;
+    return it->kind == ITEM_APPEND || it->kind == ITEM_META || it->kind == ITEM_TRUNCATE ||
+           it->kind == ITEM_INSTALL;
+}
+
+/* Items whose caller blocks until the writer marks them done. */
+static int is_waited_item(const struct item *it)
+{
+    return it->kind == ITEM_META || it->kind == ITEM_TRUNCATE || it->kind == ITEM_INSTALL;
 }
 
 /* Takes what the next write covers: everything queued (group commit), or up to and including
@@ -137,7 +145,8 @@ static struct item *take(struct store *s)
 {
     struct item *first = s->head, *last = s->head;
     size_t bytes = last->len;
-    while (last->next) {
+    /* An install brings its own WriteBatch: it is written alone. */
+    while (last->kind != ITEM_INSTALL && last->next && last->next->kind != ITEM_INSTALL) {
         if (!s->opts.group_commit && is_sync_item(last))
             break;
         if (bytes + last->next->len > GROUP_MAX_BYTES)
@@ -183,11 +192,35 @@ static void add_apply(struct store *s, const struct item *it)
                               (const char *)z, 8);
 }
 
+/* An installed snapshot: the old tree, sessions and log go and the new state comes in, in one
+ * synced WriteBatch, so a crash leaves either the old state or the whole new one
+ * (ZOOKEEPER-3642: never act on a half-installed snapshot). */
+static int write_install(struct store *s, struct item *it, struct store_stats *st)
+{
+    uint8_t z[8];
+    frame_put_u64(z, it->zxid);
+    rocksdb_writebatch_put_cf(it->install, s->cf[CF_META], META_APPLIED, strlen(META_APPLIED),
+                              (const char *)z, 8);
+    char *err = NULL;
+    rocksdb_write(s->db, s->opts.sync ? s->wo_sync : s->wo_nosync, it->install, &err);
+    if (err) {
+        LOG_ERROR("store: installing a snapshot in %s failed: %s", s->dir, err);
+        rocksdb_free(err);
+        s->failed = -EIO;
+        return s->failed;
+    }
+    if (s->opts.sync)
+        st->syncs++;
+    return 0;
+}
+
 /* Writes the items as one WriteBatch. 0 or a negative code (then s->failed is set). */
 static int write_items(struct store *s, struct item *list, struct store_stats *st)
 {
     if (s->failed)
         return s->failed;
+    if (list->kind == ITEM_INSTALL)
+        return write_install(s, list, st);
     rocksdb_writebatch_clear(s->wb);
     int need_sync = 0;
     size_t n = 0;
@@ -218,6 +251,16 @@ static int write_items(struct store *s, struct item *list, struct store_stats *s
                                       strlen((const char *)it->data), (const char *)v, 8);
             need_sync = 1;
             break;
+        case ITEM_TRUNCATE:
+            /* Everything after the zxid goes: ZAB's TRUNC to the common prefix. */
+            frame_put_u64(k, it->zxid + 1);
+            frame_put_u64(k2, UINT64_MAX);
+            rocksdb_writebatch_delete_range_cf(s->wb, s->cf[CF_LOG], (const char *)k, 8,
+                                               (const char *)k2, 8);
+            need_sync = 1;
+            break;
+        case ITEM_INSTALL:
+            break; /* never batched: see take() */
         }
     }
     int sync = need_sync && s->opts.sync;
@@ -265,7 +308,7 @@ static void *writer_main(void *arg)
             if (it->kind == ITEM_APPEND) {
                 push(&s->done_head, &s->done_tail, it);
                 notify = 1;
-            } else if (it->kind == ITEM_META) {
+            } else if (is_waited_item(it)) {
                 it->done = 1; /* the waiter owns it from here: not touched again */
             } else {
                 it->next = to_free;
@@ -472,6 +515,7 @@ static int load_last_logged(struct store *s, char **errmsg)
     int rc = 0;
     char *err = NULL;
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_LOG]);
+    s->last_logged = 0;
     rocksdb_iter_seek_to_last(it);
     if (rocksdb_iter_valid(it)) {
         size_t klen;
@@ -704,6 +748,17 @@ uint64_t store_get_meta(struct store *s, const char *key)
     return e ? e->val : 0;
 }
 
+/* Queues a caller-owned item and waits until the writer has written it (in queue order). */
+static int run_waited(struct store *s, struct item *it)
+{
+    enqueue(s, it);
+    pthread_mutex_lock(&s->mu);
+    while (!it->done)
+        pthread_cond_wait(&s->progress, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    return it->status;
+}
+
 int store_set_meta_sync(struct store *s, const char *key, uint64_t value)
 {
     /* Through the queue, so that writes submitted earlier (txns) are durable before the
@@ -717,13 +772,9 @@ int store_set_meta_sync(struct store *s, const char *key, uint64_t value)
         if (rc < 0)
             return rc;
     }
-    enqueue(s, &it);
-    pthread_mutex_lock(&s->mu);
-    while (!it.done)
-        pthread_cond_wait(&s->progress, &s->mu);
-    pthread_mutex_unlock(&s->mu);
-    if (it.status < 0)
-        return it.status;
+    int rc = run_waited(s, &it);
+    if (rc < 0)
+        return rc;
     if (strcmp(key, META_APPLIED) == 0)
         s->applied = value;
     else
@@ -837,4 +888,153 @@ void store_get_stats(struct store *s, struct store_stats *out)
     pthread_mutex_lock(&s->mu);
     *out = s->stats;
     pthread_mutex_unlock(&s->mu);
+}
+
+int store_truncate_log_sync(struct store *s, zxid_t after)
+{
+    if (after == UINT64_MAX)
+        return 0;
+    struct item it = {.kind = ITEM_TRUNCATE, .zxid = after};
+    int rc = run_waited(s, &it);
+    if (rc < 0)
+        return rc;
+    if (s->last_logged > after)
+        rc = load_last_logged(s, NULL);
+    return rc;
+}
+
+/* ---- snapshots: streaming out (leader) and installing (learner) ---- */
+
+struct store_install {
+    rocksdb_writebatch_t *wb;
+};
+
+struct store_install *store_install_begin(struct store *s)
+{
+    struct store_install *in = xrealloc(NULL, sizeof(*in));
+    in->wb = rocksdb_writebatch_create();
+    /* Tree keys are UTF-8 paths, which never hold the byte 0xff. */
+    static const char none[1] = {0}, tree_end[1] = {(char)0xff};
+    static const char lo[8] = {0}, hi[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+    rocksdb_writebatch_delete_range_cf(in->wb, s->cf[CF_TREE], none, 0, tree_end, 1);
+    rocksdb_writebatch_delete_range_cf(in->wb, s->cf[CF_SESSIONS], lo, 8, hi, 8);
+    rocksdb_writebatch_delete_range_cf(in->wb, s->cf[CF_LOG], lo, 8, hi, 8);
+    return in;
+}
+
+void store_install_put_node(struct store *s, struct store_install *in, const char *path,
+                            const uint8_t *rec, size_t len)
+{
+    rocksdb_writebatch_put_cf(in->wb, s->cf[CF_TREE], path, strlen(path), (const char *)rec, len);
+}
+
+void store_install_put_session(struct store *s, struct store_install *in, uint64_t id,
+                               const uint8_t *rec, size_t len)
+{
+    uint8_t k[8];
+    frame_put_u64(k, id);
+    rocksdb_writebatch_put_cf(in->wb, s->cf[CF_SESSIONS], (const char *)k, 8, (const char *)rec,
+                              len);
+}
+
+int store_install_commit(struct store *s, struct store_install *in, zxid_t zxid)
+{
+    struct item it = {.kind = ITEM_INSTALL, .zxid = zxid, .install = in->wb};
+    int rc = run_waited(s, &it);
+    store_install_abort(in);
+    if (rc < 0)
+        return rc;
+    s->applied = zxid;
+    s->last_logged = 0;
+    return 0;
+}
+
+void store_install_abort(struct store_install *in)
+{
+    if (!in)
+        return;
+    rocksdb_writebatch_destroy(in->wb);
+    free(in);
+}
+
+struct store_snap {
+    struct store *s;
+    const rocksdb_snapshot_t *snap;
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it;
+    int cf;      /* CF_TREE, then CF_SESSIONS */
+    int advance; /* the entry handed out last is still current: step past it first */
+};
+
+int store_snap_open(struct store *s, struct store_snap **out, zxid_t *applied)
+{
+    struct store_snap *sn = xrealloc(NULL, sizeof(*sn));
+    *sn = (struct store_snap){.s = s, .cf = CF_TREE};
+    sn->snap = rocksdb_create_snapshot(s->db);
+    sn->ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(sn->ro, sn->snap);
+    /* A scan reads every block once: do not push the hot tree out of the block cache. */
+    rocksdb_readoptions_set_fill_cache(sn->ro, 0);
+    char *err = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(s->db, sn->ro, s->cf[CF_META], META_APPLIED, strlen(META_APPLIED),
+                             &vlen, &err);
+    if (err || (v && vlen != 8)) {
+        LOG_ERROR("store: cannot read the applied zxid in %s: %s", s->dir,
+                  err ? err : "damaged value");
+        rocksdb_free(err);
+        rocksdb_free(v);
+        store_snap_close(sn);
+        return err ? -EIO : -EBADMSG;
+    }
+    *applied = v ? frame_get_u64((const uint8_t *)v) : 0;
+    rocksdb_free(v);
+    sn->it = rocksdb_create_iterator_cf(s->db, sn->ro, s->cf[CF_TREE]);
+    rocksdb_iter_seek_to_first(sn->it);
+    *out = sn;
+    return 0;
+}
+
+int store_snap_next(struct store_snap *sn, enum store_snap_kind *kind, const uint8_t **key,
+                    size_t *klen, const uint8_t **val, size_t *vlen)
+{
+    if (sn->it && sn->advance)
+        rocksdb_iter_next(sn->it);
+    sn->advance = 0;
+    for (;;) {
+        if (!sn->it)
+            return 0;
+        if (rocksdb_iter_valid(sn->it))
+            break;
+        char *err = NULL;
+        rocksdb_iter_get_error(sn->it, &err);
+        if (err) {
+            LOG_ERROR("store: snapshot read in %s failed: %s", sn->s->dir, err);
+            rocksdb_free(err);
+            return -EIO;
+        }
+        rocksdb_iter_destroy(sn->it);
+        sn->it = NULL;
+        if (sn->cf == CF_TREE) {
+            sn->cf = CF_SESSIONS;
+            sn->it = rocksdb_create_iterator_cf(sn->s->db, sn->ro, sn->s->cf[CF_SESSIONS]);
+            rocksdb_iter_seek_to_first(sn->it);
+        }
+    }
+    *kind = sn->cf == CF_TREE ? STORE_SNAP_NODE : STORE_SNAP_SESSION;
+    *key = (const uint8_t *)rocksdb_iter_key(sn->it, klen);
+    *val = (const uint8_t *)rocksdb_iter_value(sn->it, vlen);
+    sn->advance = 1; /* the pointers stay valid until the next call */
+    return 1;
+}
+
+void store_snap_close(struct store_snap *sn)
+{
+    if (!sn)
+        return;
+    if (sn->it)
+        rocksdb_iter_destroy(sn->it);
+    rocksdb_readoptions_destroy(sn->ro);
+    rocksdb_release_snapshot(sn->s->db, sn->snap);
+    free(sn);
 }

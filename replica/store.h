@@ -95,6 +95,41 @@ void store_apply(struct store *s, struct store_batch *b);
  * memory skips the trim (logged): the next one deletes from 0 and covers it. */
 void store_trim_log(struct store *s, zxid_t below);
 
+/* ---- for ZAB's synchronisation ---- */
+
+/* TRUNC: deletes every log entry after zxid `after`, durably, in order with earlier writes.
+ * Blocks until written. 0 or negative. */
+int store_truncate_log_sync(struct store *s, zxid_t after);
+
+/*
+ * SNAP, learner side: the new tree and sessions are gathered in memory and written, with the
+ * old tree, sessions and log removed and applied=zxid, as ONE synced WriteBatch, so a crash
+ * leaves the old state or the whole new one (ZOOKEEPER-3642). Memory: the snapshot's size.
+ * After commit the log is empty and store_applied() is zxid. commit blocks until written and
+ * frees in (whatever it returns); abort frees an uncommitted one.
+ */
+struct store_install;
+struct store_install *store_install_begin(struct store *s);
+void store_install_put_node(struct store *s, struct store_install *in, const char *path,
+                            const uint8_t *rec, size_t len);
+void store_install_put_session(struct store *s, struct store_install *in, uint64_t id,
+                               const uint8_t *rec, size_t len);
+int store_install_commit(struct store *s, struct store_install *in, zxid_t zxid);
+void store_install_abort(struct store_install *in);
+
+/*
+ * SNAP, leader side: a consistent view of the durable tree and sessions (a RocksDB snapshot)
+ * and the zxid they are applied up to, read entry by entry with bounded memory while writes
+ * go on. May be used from any one thread at a time. next returns 1 with an entry (pointers
+ * valid until the next call), 0 at the end, or a negative code.
+ */
+enum store_snap_kind { STORE_SNAP_NODE, STORE_SNAP_SESSION };
+struct store_snap;
+int store_snap_open(struct store *s, struct store_snap **out, zxid_t *applied);
+int store_snap_next(struct store_snap *sn, enum store_snap_kind *kind, const uint8_t **key,
+                    size_t *klen, const uint8_t **val, size_t *vlen);
+void store_snap_close(struct store_snap *sn);
+
 /* Counters for metrics. */
 struct store_stats {
     uint64_t syncs;         /* fsync'd writes */

@@ -933,6 +933,99 @@ static int bench(int n, int window)
     return TEST_EXIT();
 }
 
+static void put_node_batch(struct env *e, zxid_t z, const char *path, uint64_t val)
+{
+    uint8_t v[8];
+    put_u64(v, val);
+    struct store_batch *b = store_batch_new(z);
+    store_batch_put_node(b, path, v, 8);
+    if (z == 3)
+        store_batch_put_session(b, 7, v, 8);
+    store_apply(e->s, b);
+}
+
+/* TRUNC, a snapshot read while writes go on, and installing it on another store. */
+static void test_sync_support(void)
+{
+    struct env e, f;
+    env_init(&e);
+    env_init(&f);
+    CHECK_EQ(env_open(&e, 1, 1), 0);
+    static struct ticket t[20];
+    struct order o = {0};
+    append_n(&e, 1, 20, t, &o);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    char path[32];
+    for (zxid_t z = 1; z <= 10; z++) {
+        snprintf(path, sizeof(path), "/n%02d", (int)z);
+        put_node_batch(&e, z, path, z);
+    }
+    CHECK_EQ(store_truncate_log_sync(e.s, 15), 0);
+    CHECK_EQ(store_last_logged(e.s), 15);
+
+    /* The snapshot stays at applied 10 while more is applied. */
+    struct store_snap *sn;
+    zxid_t at = 0;
+    CHECK_EQ(store_snap_open(e.s, &sn, &at), 0);
+    CHECK_EQ(at, 10);
+    put_node_batch(&e, 11, "/n11", 11);
+    CHECK_EQ(store_set_meta_sync(e.s, "x", 1), 0); /* a synced write after the apply */
+
+    /* The learner side had its own, older state: it must all be replaced. */
+    CHECK_EQ(env_open(&f, 1, 1), 0);
+    static struct ticket t2[3];
+    struct order o2 = {0};
+    append_n(&f, 1, 3, t2, &o2);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    put_node_batch(&f, 1, "/old", 1);
+    struct store_install *in = store_install_begin(f.s);
+    enum store_snap_kind kind;
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    int nodes = 0, sessions = 0, rc;
+    while ((rc = store_snap_next(sn, &kind, &k, &kl, &v, &vl)) == 1) {
+        if (kind == STORE_SNAP_NODE) {
+            char p[64];
+            snprintf(p, sizeof(p), "%.*s", (int)kl, (const char *)k);
+            store_install_put_node(f.s, in, p, v, vl);
+            nodes++;
+        } else {
+            CHECK_EQ(kl, 8);
+            store_install_put_session(f.s, in, frame_get_u64(k), v, vl);
+            sessions++;
+        }
+    }
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(nodes, 10);
+    CHECK_EQ(sessions, 1);
+    store_snap_close(sn);
+    CHECK_EQ(store_install_commit(f.s, in, at), 0);
+    CHECK_EQ(store_applied(f.s), 10);
+    CHECK_EQ(store_last_logged(f.s), 0);
+    env_close_store(&f);
+
+    CHECK_EQ(env_open(&f, 1, 1), 0);
+    struct seen w;
+    CHECK_EQ(store_load_tree(f.s, loader(&w)), 0);
+    CHECK_EQ(w.nnode, 10);
+    CHECK_EQ(w.nsession, 1);
+    CHECK(strcmp(w.paths[0], "/n01") == 0 && strcmp(w.paths[9], "/n10") == 0);
+    CHECK_EQ(store_applied(f.s), 10);
+    CHECK_EQ(store_load_log(f.s, 0, loader(&w)), 0);
+    CHECK_EQ(w.ntxn, 0);
+    env_fini(&f);
+
+    /* The truncation is durable: entries 16..20 do not come back. */
+    env_close_store(&e);
+    CHECK_EQ(env_open(&e, 1, 1), 0);
+    CHECK_EQ(store_last_logged(e.s), 15);
+    CHECK_EQ(store_load_log(e.s, 0, loader(&w)), 0);
+    CHECK_EQ(w.ntxn, 15);
+    CHECK_EQ(w.gaps, 0);
+    CHECK_EQ(store_applied(e.s), 11);
+    env_fini(&e);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--crash-child") == 0)
@@ -949,6 +1042,7 @@ int main(int argc, char **argv)
     RUN(test_group_commit);
     RUN(test_apply_reload);
     RUN(test_trim);
+    RUN(test_sync_support);
     RUN(test_meta);
     RUN(test_damaged);
     RUN(test_bad_paths);
