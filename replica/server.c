@@ -600,6 +600,10 @@ int server_start(struct server *s, char **err)
     s->sig_term.data = s->sig_int.data = s;
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    if (s->cfg.admin_port > 0 && (rc = admin_start(&s->admin, s, err))) {
+        server_stop(s);
+        return rc;
+    }
     LOG_INFO("serving on %s:%d (standalone, dataDir %s)", s->cfg.client_addr, s->cfg.client_port,
              s->cfg.data_dir);
     return 0;
@@ -610,6 +614,7 @@ void server_stop(struct server *s)
     if (s->stopping)
         return;
     s->stopping = 1;
+    admin_stop(&s->admin);
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_close((uv_handle_t *)&s->tick_timer, NULL);
     uv_close((uv_handle_t *)&s->container_timer, NULL);

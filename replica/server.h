@@ -2,6 +2,7 @@
 #ifndef ZKFS_SERVER_H
 #define ZKFS_SERVER_H
 
+#include "admin.h"
 #include "config.h"
 #include "prep.h"
 #include "request.h"
@@ -33,6 +34,7 @@ struct server {
     uv_timer_t tick_timer;
     uv_timer_t container_timer;
     uv_signal_t sig_term, sig_int;
+    struct admin admin;
     struct conn *conns; /* doubly linked through conn->next/prev */
     uint32_t n_conns;
     uint32_t epoch;
