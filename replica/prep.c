@@ -325,18 +325,26 @@ static int prep_delete(struct view *v, const struct req_op_args *a, int containe
     return 0;
 }
 
-static int prep_set_data(struct view *v, const struct req_op_args *a, int64_t now_ms, struct txn *t,
-                         struct req_result *res)
+/* The existing node an op acts on, if the path is valid and auth may use perm on it. */
+static int target(struct view *v, const struct req_op_args *a, uint32_t perm,
+                  struct pending *scratch, const struct pending **out)
 {
     if (!a->path || path_validate(a->path, strlen(a->path), 0))
         return ZE_BADARGUMENTS;
+    *out = lookup(v, a->path, scratch);
+    if (!(*out)->exists)
+        return ZE_NONODE;
+    return allowed(v, *out, perm);
+}
+
+static int prep_set_data(struct view *v, const struct req_op_args *a, int64_t now_ms, struct txn *t,
+                         struct req_result *res)
+{
     if (a->data_len > v->p->max_data)
         return ZE_BADARGUMENTS;
     struct pending scratch;
-    const struct pending *nv = lookup(v, a->path, &scratch);
-    if (!nv->exists)
-        return ZE_NONODE;
-    int rc = allowed(v, nv, PERM_WRITE);
+    const struct pending *nv;
+    int rc = target(v, a, PERM_WRITE, &scratch, &nv);
     if (rc || (rc = check_version(a->version, nv->stat.version)))
         return rc;
     struct pending *ne = local_entry(v, a->path);
@@ -361,26 +369,18 @@ static int prep_set_data(struct view *v, const struct req_op_args *a, int64_t no
 
 static int prep_check(struct view *v, const struct req_op_args *a)
 {
-    if (!a->path || path_validate(a->path, strlen(a->path), 0))
-        return ZE_BADARGUMENTS;
     struct pending scratch;
-    const struct pending *nv = lookup(v, a->path, &scratch);
-    if (!nv->exists)
-        return ZE_NONODE;
-    int rc = allowed(v, nv, PERM_READ);
+    const struct pending *nv;
+    int rc = target(v, a, PERM_READ, &scratch, &nv);
     return rc ? rc : check_version(a->version, nv->stat.version);
 }
 
 static int prep_set_acl(struct view *v, const struct req_op_args *a, struct txn *t,
                         struct req_result *res)
 {
-    if (!a->path || path_validate(a->path, strlen(a->path), 0))
-        return ZE_BADARGUMENTS;
     struct pending scratch;
-    const struct pending *nv = lookup(v, a->path, &scratch);
-    if (!nv->exists)
-        return ZE_NONODE;
-    int rc = allowed(v, nv, PERM_ADMIN);
+    const struct pending *nv;
+    int rc = target(v, a, PERM_ADMIN, &scratch, &nv);
     if (rc || (rc = check_version(a->version, nv->stat.aversion)))
         return rc;
     struct acl *acls = a->n_acls ? acl_dup(a->acls, a->n_acls) : NULL;
@@ -412,16 +412,12 @@ static int prep_set_acl(struct view *v, const struct req_op_args *a, struct txn 
 static int prep_set_meta(struct view *v, const struct req_op_args *a, struct txn *t,
                          struct req_result *res)
 {
-    if (!a->path || path_validate(a->path, strlen(a->path), 0))
-        return ZE_BADARGUMENTS;
     if ((a->has_kind && a->kind > NODE_KIND_DIR) ||
         (a->has_policy && (a->policy & ~(uint32_t)(POLICY_EPHEMERAL | POLICY_SEQUENTIAL))))
         return ZE_BADARGUMENTS;
     struct pending scratch;
-    const struct pending *nv = lookup(v, a->path, &scratch);
-    if (!nv->exists)
-        return ZE_NONODE;
-    int rc = allowed(v, nv, PERM_WRITE);
+    const struct pending *nv;
+    int rc = target(v, a, PERM_WRITE, &scratch, &nv);
     if (rc)
         return rc;
     struct pending *ne = local_entry(v, a->path);

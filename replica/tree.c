@@ -547,20 +547,6 @@ uint32_t tree_ephemeral_count(const struct tree *t)
 
 /* Records: the Node and Session values of the store's column families. */
 
-/* Same as in txn.c: protobuf-c's NULL return is either bad bytes or ENOMEM. */
-static void *oom_alloc(void *data, size_t size)
-{
-    void *p = malloc(size);
-    if (!p)
-        *(int *)data = 1;
-    return p;
-}
-
-static void oom_free(void *data, void *p)
-{
-    free(p);
-}
-
 int tree_node_encode(const struct node *n, uint8_t **buf, size_t *len)
 {
     Zkfs__Rec__Node rec = ZKFS__REC__NODE__INIT;
@@ -620,7 +606,8 @@ out:
 int tree_load_node(struct tree *t, const char *path, const uint8_t *buf, size_t len)
 {
     int oom = 0;
-    ProtobufCAllocator allocator = {.alloc = oom_alloc, .free = oom_free, .allocator_data = &oom};
+    ProtobufCAllocator allocator = {
+        .alloc = txn_oom_alloc, .free = txn_oom_free, .allocator_data = &oom};
     uint8_t *data = NULL;
     struct acl *acls = NULL;
     uint32_t n_acls = 0;
@@ -717,7 +704,8 @@ int tree_session_encode(const struct tree_session *s, uint8_t **buf, size_t *len
 int tree_load_session(struct tree *t, const uint8_t *buf, size_t len)
 {
     int oom = 0;
-    ProtobufCAllocator allocator = {.alloc = oom_alloc, .free = oom_free, .allocator_data = &oom};
+    ProtobufCAllocator allocator = {
+        .alloc = txn_oom_alloc, .free = txn_oom_free, .allocator_data = &oom};
     int rc = 0;
 
     Zkfs__Rec__Session *rec = zkfs__rec__session__unpack(&allocator, len, buf);

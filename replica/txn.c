@@ -170,7 +170,7 @@ out:
 
 /* protobuf-c's unpack returns NULL both for bad bytes and for ENOMEM; this tells them apart,
  * so an allocation failure is not reported as a corrupt log. */
-static void *oom_alloc(void *data, size_t size)
+void *txn_oom_alloc(void *data, size_t size)
 {
     void *p = malloc(size);
     if (!p)
@@ -178,7 +178,7 @@ static void *oom_alloc(void *data, size_t size)
     return p;
 }
 
-static void oom_free(void *data, void *p)
+void txn_oom_free(void *data, void *p)
 {
     free(p);
 }
@@ -267,7 +267,8 @@ static int op_from_rec(const Zkfs__Rec__TxnOp *r, struct txn_op *op)
 int txn_decode(const uint8_t *buf, size_t len, struct txn *t)
 {
     int oom = 0;
-    ProtobufCAllocator allocator = {.alloc = oom_alloc, .free = oom_free, .allocator_data = &oom};
+    ProtobufCAllocator allocator = {
+        .alloc = txn_oom_alloc, .free = txn_oom_free, .allocator_data = &oom};
     int rc;
 
     memset(t, 0, sizeof *t);

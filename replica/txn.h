@@ -92,6 +92,12 @@ int txn_encode(const struct txn *t, uint8_t **buf, size_t *len);
 int txn_decode(const uint8_t *buf, size_t len, struct txn *t);
 /* Frees everything t points to (not t itself); safe on a zeroed txn. */
 void txn_free_contents(struct txn *t);
+/* A protobuf-c allocator pair whose allocator_data is an int set to 1 when malloc fails:
+ * protobuf-c's unpack returns NULL both for bad bytes and for ENOMEM, and a corrupt record
+ * must not be confused with an allocation failure. */
+void *txn_oom_alloc(void *data, size_t size);
+void txn_oom_free(void *data, void *p);
+
 /* Deep-copies acls (n of them); NULL on ENOMEM (or when n is 0). */
 struct acl *acl_dup(const struct acl *acls, uint32_t n);
 void acl_free(struct acl *acls, uint32_t n);
