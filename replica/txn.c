@@ -149,6 +149,10 @@ int txn_encode(const struct txn *t, uint8_t **buf, size_t *len)
     rec.zxid = t->zxid;
     rec.time_ms = t->time_ms;
     rec.session_id = t->session_id;
+    rec.has_origin = t->origin != 0;
+    rec.origin = t->origin;
+    rec.has_cxid = t->cxid != 0;
+    rec.cxid = t->cxid;
     rec.n_ops = t->n_ops;
     rec.ops = op_ptrs;
 
@@ -282,6 +286,8 @@ int txn_decode(const uint8_t *buf, size_t len, struct txn *t)
     t->zxid = rec->zxid;
     t->time_ms = rec->time_ms;
     t->session_id = rec->session_id;
+    t->origin = rec->has_origin ? rec->origin : 0;
+    t->cxid = rec->has_cxid ? rec->cxid : 0;
     if (rec->n_ops > 0) {
         t->ops = calloc(rec->n_ops, sizeof *t->ops);
         if (!t->ops) {

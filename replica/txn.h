@@ -83,6 +83,8 @@ struct txn {
     uint64_t session_id;
     uint32_t n_ops;
     struct txn_op *ops;
+    uint32_t origin; /* server the client's request came in on (0: the server itself) */
+    uint64_t cxid;   /* that server's id for the request */
 };
 
 /* Encodes t; *buf is malloc'd and owned by the caller. 0 or -ENOMEM. */

@@ -561,14 +561,21 @@ static void test_txn_codec(void)
     ops[0].n_acls = 1;
     ops[0].kind = NODE_KIND_DIR;
     ops[0].policy = POLICY_EPHEMERAL;
-    struct txn in = {
-        .zxid = ZXID(3, 17), .time_ms = 1700000000123, .session_id = 99, .n_ops = 7, .ops = ops};
+    struct txn in = {.zxid = ZXID(3, 17),
+                     .time_ms = 1700000000123,
+                     .session_id = 99,
+                     .origin = 3,
+                     .cxid = 77,
+                     .n_ops = 7,
+                     .ops = ops};
     uint8_t *buf = NULL;
     size_t len = 0;
     CHECK_EQ(txn_encode(&in, &buf, &len), 0);
     struct txn out;
     CHECK_EQ(txn_decode(buf, len, &out), 0);
     CHECK_EQ(out.zxid, ZXID(3, 17));
+    CHECK_EQ(out.origin, 3);
+    CHECK_EQ(out.cxid, 77);
     CHECK_EQ(ZXID_EPOCH(out.zxid), 3);
     CHECK_EQ(ZXID_COUNTER(out.zxid), 17);
     CHECK_EQ(out.time_ms, 1700000000123);
