@@ -918,7 +918,6 @@ struct store_install *store_install_begin(struct store *s)
     static const char lo[8] = {0}, hi[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
     rocksdb_writebatch_delete_range_cf(in->wb, s->cf[CF_TREE], none, 0, tree_end, 1);
     rocksdb_writebatch_delete_range_cf(in->wb, s->cf[CF_SESSIONS], lo, 8, hi, 8);
-    rocksdb_writebatch_delete_range_cf(in->wb, s->cf[CF_LOG], lo, 8, hi, 8);
     return in;
 }
 
@@ -937,16 +936,25 @@ void store_install_put_session(struct store *s, struct store_install *in, uint64
                               len);
 }
 
-int store_install_commit(struct store *s, struct store_install *in, zxid_t zxid)
+int store_install_commit(struct store *s, struct store_install *in, zxid_t zxid, zxid_t keep)
 {
+    /* The log keeps (zxid, keep]: entries the sync stream confirmed after the snapshot. */
+    uint8_t lo[8], z1[8], k1[8], hi[8];
+    frame_put_u64(lo, 0);
+    frame_put_u64(z1, zxid + 1);
+    frame_put_u64(k1, keep < zxid ? zxid + 1 : keep + 1);
+    frame_put_u64(hi, UINT64_MAX);
+    rocksdb_writebatch_delete_range_cf(in->wb, s->cf[CF_LOG], (const char *)lo, 8, (const char *)z1,
+                                       8);
+    rocksdb_writebatch_delete_range_cf(in->wb, s->cf[CF_LOG], (const char *)k1, 8, (const char *)hi,
+                                       8);
     struct item it = {.kind = ITEM_INSTALL, .zxid = zxid, .install = in->wb};
     int rc = run_waited(s, &it);
     store_install_abort(in);
     if (rc < 0)
         return rc;
     s->applied = zxid;
-    s->last_logged = 0;
-    return 0;
+    return load_last_logged(s, NULL);
 }
 
 void store_install_abort(struct store_install *in)

@@ -103,10 +103,10 @@ int store_truncate_log_sync(struct store *s, zxid_t after);
 
 /*
  * SNAP, learner side: the new tree and sessions are gathered in memory and written, with the
- * old tree, sessions and log removed and applied=zxid, as ONE synced WriteBatch, so a crash
- * leaves the old state or the whole new one (ZOOKEEPER-3642). Memory: the snapshot's size.
- * After commit the log is empty and store_applied() is zxid. commit blocks until written and
- * frees in (whatever it returns); abort frees an uncommitted one.
+ * old tree and sessions removed, the log cut to the entries in (zxid, keep] and applied=zxid,
+ * as ONE synced WriteBatch, so a crash leaves the old state or the whole new one
+ * (ZOOKEEPER-3642). Memory: the snapshot's size. commit blocks until written and frees in
+ * (whatever it returns); abort frees an uncommitted one.
  */
 struct store_install;
 struct store_install *store_install_begin(struct store *s);
@@ -114,7 +114,7 @@ void store_install_put_node(struct store *s, struct store_install *in, const cha
                             const uint8_t *rec, size_t len);
 void store_install_put_session(struct store *s, struct store_install *in, uint64_t id,
                                const uint8_t *rec, size_t len);
-int store_install_commit(struct store *s, struct store_install *in, zxid_t zxid);
+int store_install_commit(struct store *s, struct store_install *in, zxid_t zxid, zxid_t keep);
 void store_install_abort(struct store_install *in);
 
 /*

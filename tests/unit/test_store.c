@@ -973,9 +973,10 @@ static void test_sync_support(void)
 
     /* The learner side had its own, older state: it must all be replaced. */
     CHECK_EQ(env_open(&f, 1, 1), 0);
-    static struct ticket t2[3];
-    struct order o2 = {0};
+    static struct ticket t2[3], t3[3];
+    struct order o2 = {0}, o3 = {0};
     append_n(&f, 1, 3, t2, &o2);
+    append_n(&f, 11, 3, t3, &o3); /* 11 and 12 are confirmed by the stream, 13 is not */
     uv_run(&f.loop, UV_RUN_DEFAULT);
     put_node_batch(&f, 1, "/old", 1);
     struct store_install *in = store_install_begin(f.s);
@@ -999,9 +1000,9 @@ static void test_sync_support(void)
     CHECK_EQ(nodes, 10);
     CHECK_EQ(sessions, 1);
     store_snap_close(sn);
-    CHECK_EQ(store_install_commit(f.s, in, at), 0);
+    CHECK_EQ(store_install_commit(f.s, in, at, 12), 0);
     CHECK_EQ(store_applied(f.s), 10);
-    CHECK_EQ(store_last_logged(f.s), 0);
+    CHECK_EQ(store_last_logged(f.s), 12);
     env_close_store(&f);
 
     CHECK_EQ(env_open(&f, 1, 1), 0);
@@ -1012,7 +1013,9 @@ static void test_sync_support(void)
     CHECK(strcmp(w.paths[0], "/n01") == 0 && strcmp(w.paths[9], "/n10") == 0);
     CHECK_EQ(store_applied(f.s), 10);
     CHECK_EQ(store_load_log(f.s, 0, loader(&w)), 0);
-    CHECK_EQ(w.ntxn, 0);
+    CHECK_EQ(w.ntxn, 2);
+    CHECK_EQ(w.first, 11);
+    CHECK_EQ(w.last, 12);
     env_fini(&f);
 
     /* The truncation is durable: entries 16..20 do not come back. */
