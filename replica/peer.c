@@ -158,6 +158,14 @@ int peer_send(struct peer_net *n, uint32_t to, const uint8_t *frame, size_t len)
     return link_write(p->link, hdr, 4, frame, len);
 }
 
+size_t peer_queued(struct peer_net *n, uint32_t id)
+{
+    struct peer *p = find_peer(n, id);
+    if (!p || !p->link || p->link->closing)
+        return 0;
+    return uv_stream_get_write_queue_size((uv_stream_t *)&p->link->tcp);
+}
+
 int peer_up(struct peer_net *n, uint32_t id)
 {
     struct peer *p = find_peer(n, id);

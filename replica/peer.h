@@ -34,6 +34,8 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct config *
 /* Queues a frame (copied) to peer `to`: 0, or -ENOTCONN when there is no live connection
  * (the frame is dropped: the protocol above resends what matters). */
 int peer_send(struct peer_net *n, uint32_t to, const uint8_t *frame, size_t len);
+/* Bytes queued on the connection to `id` and not yet written (0 when down). */
+size_t peer_queued(struct peer_net *n, uint32_t id);
 /* Whether the connection to `id` is up. */
 int peer_up(struct peer_net *n, uint32_t id);
 /* Drops the connection to `id` (it is redialled or re-accepted later). */
