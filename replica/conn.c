@@ -3,7 +3,9 @@
 #include "conn.h"
 
 #include "err.h"
+#include "jute.h"
 #include "log.h"
+#include "read.h"
 #include "server.h"
 
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #define CONN_MAX_QUEUE 1024              /* requests queued before reading pauses */
 #define CONN_MAX_WRITE_QUEUE (16u << 20) /* unsent reply bytes before reading pauses */
 #define CONN_FRAME_OVERHEAD (64u << 10)  /* allowed above the data limit in one frame */
+#define CONN_MAX_QUEUE_BYTES (16u << 20) /* request bytes queued before reading pauses */
 
 struct write_req {
     uv_write_t req;
@@ -112,7 +115,17 @@ void conn_deliver_event(struct watch_owner *o, int type, const char *path, int64
     struct conn *c = (struct conn *)((char *)o - offsetof(struct conn, watches));
     uint8_t *buf;
     size_t len;
-    if (native_encode_event(type, path, zxid, &buf, &len) == 0)
+    int rc;
+    if (c->proto == CONN_JUTE) {
+        /* NodeMetaChanged is zkfs's own: ZooKeeper fires nothing for an ACL change, and
+         * kind and policy do not exist for jute clients */
+        if (type == EV_META_CHANGED)
+            return;
+        rc = jute_encode_event(type, path, zxid, &buf, &len);
+    } else {
+        rc = native_encode_event(type, path, zxid, &buf, &len);
+    }
+    if (rc == 0)
         send_owned(c, buf, len);
 }
 
@@ -128,13 +141,18 @@ static void process_queue(struct conn *c)
             break;
         uint8_t *buf;
         size_t len;
-        int rc = native_encode_reply(c, r, &buf, &len);
+        int rc, close_after = 0;
+        if (c->proto == CONN_JUTE)
+            rc = jute_encode_reply(c, r, &buf, &len, &close_after);
+        else
+            rc = native_encode_reply(c, r, &buf, &len);
         c->q_head = r->next;
         if (!c->q_head)
             c->q_tail = NULL;
         c->q_len--;
+        c->q_bytes -= r->wire_len;
         /* after closeSession, or a connect refused as expired (as ZooKeeper), hang up */
-        int closing_session = r->args.op == REQ_CLOSE_SESSION ||
+        int closing_session = close_after || r->args.op == REQ_CLOSE_SESSION ||
                               (r->args.op == REQ_CONNECT && r->err != 0);
         server_record_latency(s, r->start_us);
         if (r->zxid > (zxid_t)c->last_zxid)
@@ -155,6 +173,28 @@ static void process_queue(struct conn *c)
     maybe_resume(c);
 }
 
+/* Requests pipelined behind a connect that made a new session (ZooKeeper clients send
+ * setWatches and auth before the ConnectResponse comes) learn their session now; writes
+ * among them go to the server only now. Submitting may complete a request and answer part
+ * of the queue at once, so the scan starts again from the head each time. */
+static void release_held(struct conn *c)
+{
+    struct request *r;
+    for (r = c->q_head; r; r = r->next)
+        if (!r->submitted)
+            r->session_id = c->session_id;
+    for (;;) {
+        for (r = c->q_head; r; r = r->next)
+            if (!r->submitted && !r->done &&
+                (req_is_write(r->args.op) || r->args.op == REQ_CLOSE_SESSION))
+                break;
+        if (!r || c->closing)
+            return;
+        r->submitted = 1;
+        server_submit(c->srv, r);
+    }
+}
+
 void conn_request_done(struct conn *c, struct request *r)
 {
     if (r->args.op == REQ_CONNECT && r->err == 0) {
@@ -165,6 +205,7 @@ void conn_request_done(struct conn *c, struct request *r)
         c->timeout_ms = r->timeout_ms;
         LOG_DEBUG("session 0x%llx established for %s (timeout %d ms)",
                   (unsigned long long)r->session_id, c->peer, r->timeout_ms);
+        release_held(c);
     }
     process_queue(c);
 }
@@ -182,7 +223,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void maybe_pause(struct conn *c)
 {
     if (!c->paused &&
-        (c->q_len >= CONN_MAX_QUEUE ||
+        (c->q_len >= CONN_MAX_QUEUE || c->q_bytes >= CONN_MAX_QUEUE_BYTES ||
          uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > CONN_MAX_WRITE_QUEUE)) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->paused = 1;
@@ -192,6 +233,7 @@ static void maybe_pause(struct conn *c)
 static void maybe_resume(struct conn *c)
 {
     if (c->paused && !c->closing && c->q_len < CONN_MAX_QUEUE / 2 &&
+        c->q_bytes < CONN_MAX_QUEUE_BYTES / 2 &&
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= CONN_MAX_WRITE_QUEUE / 2) {
         c->paused = 0;
         uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
@@ -235,6 +277,7 @@ static void enqueue(struct conn *c, struct request *r)
         c->q_head = r;
     c->q_tail = r;
     c->q_len++;
+    c->q_bytes += r->wire_len;
 }
 
 /* Takes one decoded request; 0, or an error that closes the connection. */
@@ -264,7 +307,9 @@ static int handle_request(struct conn *c, struct request *r)
         }
         return 0;
     }
-    if (!c->session_id && !(c->q_head && c->q_head->args.op == REQ_CONNECT)) {
+    /* behind a connect still making its session: held until it is made (release_held) */
+    int held = !c->session_id && c->q_head && c->q_head->args.op == REQ_CONNECT;
+    if (!c->session_id && !held) {
         LOG_WARN("%s: request before connect; closing", c->peer);
         return ZE_MARSHALLINGERROR;
     }
@@ -272,8 +317,13 @@ static int handle_request(struct conn *c, struct request *r)
     if (sess)
         session_touch(sess, server_now_ms());
     r->session_id = c->session_id;
+    if (r->args.op == REQ_AUTH) {
+        /* on arrival: later writes are prepared (ACL-checked) as soon as they arrive */
+        r->err = read_auth(c, &r->args);
+        r->done = 1;
+    }
     enqueue(c, r);
-    if (req_is_write(r->args.op) || r->args.op == REQ_CLOSE_SESSION) {
+    if (!held && (req_is_write(r->args.op) || r->args.op == REQ_CLOSE_SESSION)) {
         r->submitted = 1;
         server_submit(s, r);
     }
@@ -291,10 +341,53 @@ static void handle_native(struct conn *c)
         c->received++;
         s->stats.received++;
         rc = native_decode(s, p, n, &r);
-        if (rc == 0)
+        if (rc == 0) {
+            r->wire_len = (uint32_t)n;
             rc = handle_request(c, r);
-        else
+        } else {
             LOG_WARN("%s: malformed request (%s); closing", c->peer, err_msg(rc));
+        }
+        if (rc) {
+            if (r && !r->conn)
+                request_free(r);
+            conn_close(c);
+            return;
+        }
+    }
+    if (rc < 0 && !c->closing) {
+        LOG_WARN("%s: frame length over the limit; closing", c->peer);
+        conn_close(c);
+        return;
+    }
+    process_queue(c);
+    if (!c->closing)
+        maybe_pause(c);
+}
+
+/* ZooKeeper's wire protocol: the first frame is a ConnectRequest, every later one a
+ * RequestHeader and a record. Malformed input closes this connection only. */
+static void handle_jute(struct conn *c)
+{
+    struct server *s = c->srv;
+    const uint8_t *p;
+    size_t n;
+    int rc;
+    while (!c->closing && (rc = frame_reader_next(&c->rd, &p, &n)) == 1) {
+        struct request *r = NULL;
+        c->received++;
+        s->stats.received++;
+        if (!c->jute.connected) {
+            rc = jute_decode_connect(p, n, &r, &c->jute.readonly_field);
+            c->jute.connected = rc == 0;
+        } else {
+            rc = jute_decode(p, n, &r);
+        }
+        if (rc == 0) {
+            r->wire_len = (uint32_t)n;
+            rc = handle_request(c, r);
+        } else {
+            LOG_WARN("%s: malformed ZooKeeper request (%s); closing", c->peer, err_msg(rc));
+        }
         if (rc) {
             if (r && !r->conn)
                 request_free(r);
@@ -347,7 +440,8 @@ static void answer_4lw(struct conn *c, const char *cmd)
 }
 
 /* The first four bytes tell the protocol: "zkfs" native, a zero byte (the high byte of a
- * jute length) ZooKeeper's wire protocol, otherwise a four-letter word. */
+ * jute length: a ConnectRequest is far below 16 MiB) ZooKeeper's wire protocol, otherwise a
+ * four-letter word. */
 static void detect(struct conn *c)
 {
     struct server *s = c->srv;
@@ -360,8 +454,7 @@ static void detect(struct conn *c)
         return;
     }
     if (p[0] == 0) {
-        LOG_WARN("%s: ZooKeeper wire protocol is not served yet; closing", c->peer);
-        conn_close(c);
+        c->proto = CONN_JUTE;
         return;
     }
     char cmd[5];
@@ -397,6 +490,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         detect(c);
     if (c->proto == CONN_NATIVE && !c->closing)
         handle_native(c);
+    else if (c->proto == CONN_JUTE && !c->closing)
+        handle_jute(c);
 }
 
 static void peer_name(struct conn *c)

@@ -24,12 +24,17 @@ struct conn {
     int32_t timeout_ms;
     struct request *q_head, *q_tail; /* requests in arrival order, replied in that order */
     uint32_t q_len;
+    size_t q_bytes; /* wire bytes of the queued requests */
     char peer[64];
     uint64_t received, sent;
     uint64_t established_ms;
     int64_t last_zxid;
     int closing;
     int paused;
+    struct {
+        int connected;      /* the ConnectRequest has been read */
+        int readonly_field; /* it carried readOnly: the ConnectResponse does too */
+    } jute;
     struct conn *prev, *next;
 };
 

@@ -3,13 +3,10 @@
  * at the moment the read reached the head of its connection's queue. */
 #include "conn.h"
 
-#include "acl.h"
 #include "client.pb-c.h"
-#include "digest.h"
-#include "log.h"
 #include "err.h"
 #include "frame.h"
-#include "path.h"
+#include "read.h"
 #include "server.h"
 
 #include <errno.h>
@@ -340,84 +337,6 @@ int native_encode_event(int type, const char *path, int64_t zxid, uint8_t **buf,
     return pack(&msg, buf, len);
 }
 
-static int valid_path(const char *p)
-{
-    return p && path_validate(p, strlen(p), 0) == 0;
-}
-
-/* setWatches after a reconnect: re-arm, and fire at once what changed since relative_zxid. */
-static void set_watches(struct conn *c, struct request *r)
-{
-    struct server *s = c->srv;
-    zxid_t rel = (zxid_t)r->relative_zxid;
-    for (int k = 0; k < 5; k++) {
-        for (uint32_t i = 0; i < r->n_watch_paths[k]; i++) {
-            const char *p = r->watch_paths[k][i];
-            if (!valid_path(p))
-                continue;
-            const struct node *n = tree_get(&s->tree, p);
-            int fire = 0;
-            switch (k) {
-            case 0: /* data */
-                fire = !n ? EV_DELETED : (zxid_t)n->stat.mzxid > rel ? EV_DATA_CHANGED : 0;
-                break;
-            case 1: /* exist */
-                fire = n ? EV_CREATED : 0;
-                break;
-            case 2: /* child */
-                fire = !n ? EV_DELETED : (zxid_t)n->stat.pzxid > rel ? EV_CHILDREN_CHANGED : 0;
-                break;
-            }
-            if (fire) {
-                conn_deliver_event(&c->watches, fire, p, (int64_t)s->tree.last_applied, s);
-                continue;
-            }
-            static const enum watch_kind kinds[5] = {WATCH_DATA, WATCH_EXIST, WATCH_CHILD,
-                                                     WATCH_PERSISTENT, WATCH_RECURSIVE};
-            watch_add(&s->watches, &c->watches, p, kinds[k]);
-        }
-    }
-}
-
-static int remove_watches(struct conn *c, const char *path, int type)
-{
-    unsigned kinds;
-    switch (type) {
-    case 1:
-        kinds = 1u << WATCH_CHILD;
-        break;
-    case 2:
-        kinds = (1u << WATCH_DATA) | (1u << WATCH_EXIST);
-        break;
-    case 3:
-        kinds = (1u << WATCH_KINDS) - 1;
-        break;
-    default:
-        return ZE_BADARGUMENTS;
-    }
-    return watch_remove(&c->srv->watches, &c->watches, path, kinds) > 0 ? 0 : ZE_NOWATCHER;
-}
-
-/* addauth: "digest" with "user:password" proves the id user:base64(sha1(user:password)). */
-static int authenticate(struct conn *c, const struct req_op_args *a)
-{
-    if (!a->path || strcmp(a->path, "digest") || !a->data) {
-        LOG_INFO("%s: authentication with scheme '%s' refused", c->peer, a->path ? a->path : "");
-        return ZE_AUTHFAILED;
-    }
-    char *id = digest_auth_id((const char *)a->data, a->data_len);
-    if (!id)
-        return ZE_AUTHFAILED;
-    int rc = auth_add(&c->auth, "digest", id);
-    free(id);
-    return rc ? ZE_SYSTEMERROR : 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int native_encode_reply(struct conn *c, struct request *r, uint8_t **buf, size_t *len)
 {
     struct server *s = c->srv;
@@ -427,7 +346,7 @@ int native_encode_reply(struct conn *c, struct request *r, uint8_t **buf, size_t
     Zkfs__Cli__Acl *acl_msgs = NULL, **acl_ptrs = NULL;
     Zkfs__Cli__OpResult *res_msgs = NULL, **res_ptrs = NULL;
     Zkfs__Cli__Stat *res_stats = NULL;
-    const char **names = NULL;
+    struct read_result rd = {0};
     int rc = 0;
     rep.xid = r->xid;
     int err = r->done ? r->err : 0;
@@ -437,109 +356,39 @@ int native_encode_reply(struct conn *c, struct request *r, uint8_t **buf, size_t
 
     if (!r->done) {
         /* a read, run now */
-        if (a->op != REQ_PING && a->op != REQ_AUTH && a->op != REQ_SET_WATCHES &&
-            !valid_path(a->path)) {
-            err = ZE_BADARGUMENTS;
+        if ((rc = read_run(c, r, a, &rd)))
+            goto out;
+        err = rd.err;
+        n = rd.node;
+        if (err)
             goto reply;
-        }
-        switch (a->op) {
-        case REQ_GET_DATA:
-        case REQ_EXISTS:
-        case REQ_GET_CHILDREN:
-        case REQ_GET_ACL:
-            n = tree_get(&s->tree, a->path);
-            if (a->watch && (n || a->op == REQ_EXISTS)) {
-                enum watch_kind k = a->op == REQ_GET_CHILDREN ? WATCH_CHILD
-                                    : n                       ? WATCH_DATA
-                                                              : WATCH_EXIST;
-                watch_add(&s->watches, &c->watches, a->path, k);
-            }
-            if (!n) {
-                err = ZE_NONODE;
-                break;
-            }
-            if (a->op != REQ_EXISTS &&
-                (err = acl_check(n->acls, n->n_acls,
-                                 a->op == REQ_GET_ACL ? PERM_READ | PERM_ADMIN : PERM_READ,
-                                 &c->auth)))
-                break;
+        if (n) {
             fill_stat(&stat, &n->stat, n->kind, n->policy);
             rep.stat = &stat;
-            if (a->op == REQ_GET_DATA && n->stat.data_length > 0) {
-                rep.has_data = 1;
-                rep.data.data = n->data;
-                rep.data.len = (size_t)n->stat.data_length;
-            } else if (a->op == REQ_GET_CHILDREN) {
-                uint32_t count;
-                names = tree_children_sorted(n, &count);
-                if (!names) {
-                    rc = -ENOMEM;
-                    goto out;
-                }
-                rep.children = (char **)names;
-                rep.n_children = count;
-            } else if (a->op == REQ_GET_ACL && n->n_acls) {
-                acl_msgs = calloc(n->n_acls, sizeof(*acl_msgs));
-                acl_ptrs = calloc(n->n_acls, sizeof(*acl_ptrs));
-                if (!acl_msgs || !acl_ptrs) {
-                    rc = -ENOMEM;
-                    goto out;
-                }
-                for (uint32_t i = 0; i < n->n_acls; i++) {
-                    zkfs__cli__acl__init(&acl_msgs[i]);
-                    acl_msgs[i].perms = n->acls[i].perms;
-                    acl_msgs[i].scheme = n->acls[i].scheme;
-                    acl_msgs[i].id = n->acls[i].id;
-                    acl_ptrs[i] = &acl_msgs[i];
-                }
-                rep.acl = acl_ptrs;
-                rep.n_acl = n->n_acls;
-            }
-            break;
-        case REQ_GET_EPHEMERALS: {
-            const struct tree_session *ts = tree_session_get(&s->tree, r->session_id);
-            size_t count = ts ? HASH_COUNT(ts->ephemerals) : 0, k = 0;
-            names = calloc(count + 1, sizeof(*names));
-            if (!names) {
+        }
+        if (a->op == REQ_GET_DATA && n->stat.data_length > 0) {
+            rep.has_data = 1;
+            rep.data.data = n->data;
+            rep.data.len = (size_t)n->stat.data_length;
+        } else if (a->op == REQ_GET_CHILDREN || a->op == REQ_GET_EPHEMERALS) {
+            rep.children = (char **)rd.names;
+            rep.n_children = rd.n_names;
+        } else if (a->op == REQ_GET_ACL && n->n_acls) {
+            acl_msgs = calloc(n->n_acls, sizeof(*acl_msgs));
+            acl_ptrs = calloc(n->n_acls, sizeof(*acl_ptrs));
+            if (!acl_msgs || !acl_ptrs) {
                 rc = -ENOMEM;
                 goto out;
             }
-            size_t plen = strlen(a->path);
-            if (ts) {
-                struct tree_ephemeral *e, *tmp;
-                HASH_ITER(hh, ts->ephemerals, e, tmp)
-                {
-                    if (plen == 1 || strncmp(e->node->path, a->path, plen) == 0)
-                        names[k++] = e->node->path;
-                }
+            for (uint32_t i = 0; i < n->n_acls; i++) {
+                zkfs__cli__acl__init(&acl_msgs[i]);
+                acl_msgs[i].perms = n->acls[i].perms;
+                acl_msgs[i].scheme = n->acls[i].scheme;
+                acl_msgs[i].id = n->acls[i].id;
+                acl_ptrs[i] = &acl_msgs[i];
             }
-            qsort(names, k, sizeof(*names), cmp_str);
-            rep.children = (char **)names;
-            rep.n_children = k;
-            break;
-        }
-        case REQ_ADD_WATCH:
-            if (a->mode != 0 && a->mode != 1) {
-                err = ZE_BADARGUMENTS;
-                break;
-            }
-            if (watch_add(&s->watches, &c->watches, a->path,
-                          a->mode ? WATCH_RECURSIVE : WATCH_PERSISTENT))
-                err = ZE_SYSTEMERROR;
-            break;
-        case REQ_REMOVE_WATCHES:
-            err = remove_watches(c, a->path, a->mode);
-            break;
-        case REQ_SET_WATCHES:
-            set_watches(c, r);
-            break;
-        case REQ_PING:
-            break;
-        case REQ_AUTH:
-            err = authenticate(c, a);
-            break;
-        default:
-            err = ZE_UNIMPLEMENTED;
+            rep.acl = acl_ptrs;
+            rep.n_acl = n->n_acls;
         }
         goto reply;
     }
@@ -603,7 +452,7 @@ reply:
         rc = pack(&msg, buf, len);
     }
 out:
-    free(names);
+    read_result_free(&rd);
     free(acl_msgs);
     free(acl_ptrs);
     free(res_msgs);

@@ -31,6 +31,12 @@ enum req_op {
     REQ_SET_WATCHES,
     REQ_PING,
     REQ_AUTH,
+    REQ_CHECK_WATCHES,
+    REQ_GET_ALL_CHILDREN_NUMBER,
+    REQ_WHO_AM_I,
+    REQ_MULTI_READ, /* ops: get_data / get_children, each answered on its own */
+    REQ_RECONFIG,   /* answered RECONFIGDISABLED */
+    REQ_UNKNOWN,    /* an opcode the server does not know: UNIMPLEMENTED */
 };
 
 static inline int req_is_write(enum req_op op)
@@ -41,11 +47,13 @@ static inline int req_is_write(enum req_op op)
 /* One operation of a request; a multi has several, other requests one. */
 struct req_op_args {
     enum req_op op;
+    int32_t wire_op; /* the ZooKeeper opcode a jute client sent (create vs create2...); 0 for
+                        the native protocol */
     char *path;
     uint8_t *data;
     uint32_t data_len;
     int32_t version; /* expected version, -1 = any */
-    int mode;        /* create: CreateMode; add_watch: 0/1; remove_watches: 1/2/3 */
+    int mode; /* create: CreateMode; add_watch: 0/1; remove/check_watches: WatcherType 1..5 */
     int64_t ttl;
     int watch;
     struct acl *acls;
@@ -92,6 +100,7 @@ struct request {
     struct req_result *results; /* one per op (n_ops, or 1) */
     uint32_t n_results;
     struct request *next; /* in the connection's queue */
+    uint32_t wire_len;    /* size of the frame it came in, for the connection's memory bound */
     uint64_t start_us;
 };
 

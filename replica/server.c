@@ -18,14 +18,15 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A txn between prepare and apply, in zxid order. is_marker: a sync (or a check-only multi)
- * that completes once everything before it has been applied. */
+/* A txn between prepare and apply, in zxid order. is_marker: a sync, a check-only multi or a
+ * write refused by prepare (err), which completes once everything before it has been applied. */
 struct inflight {
     struct server *srv;
     struct txn txn;
     struct request *req;
     int durable;
     int is_marker;
+    int err; /* a marker's result */
     struct inflight *next;
 };
 
@@ -202,7 +203,7 @@ static void drain(struct server *s)
         if (!f->is_marker)
             apply_txn(s, &f->txn, 0);
         if (f->req)
-            complete(s, f->req, 0, f->is_marker ? s->tree.last_applied : f->txn.zxid);
+            complete(s, f->req, f->err, f->is_marker ? s->tree.last_applied : f->txn.zxid);
         txn_free_contents(&f->txn);
         free(f);
     }
@@ -332,9 +333,15 @@ void server_submit(struct server *s, struct request *r)
         rc = prep_request(&s->prep, r, zxid, server_wall_ms(), &f->txn);
     }
     if (rc) {
+        /* A refused write is answered after the txns prepared before it are applied, as
+         * ZooKeeper's error txns take their place in the commit order: a client told
+         * NODEEXISTS because of a pending create then reads that node. */
         txn_free_contents(&f->txn);
-        free(f);
-        complete(s, r, rc, 0);
+        memset(&f->txn, 0, sizeof(f->txn));
+        f->is_marker = 1;
+        f->err = rc;
+        enqueue(s, f);
+        drain(s);
         return;
     }
     s->last_zxid = zxid;
