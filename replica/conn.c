@@ -2,6 +2,7 @@
  * arrival order, back-pressure, and teardown that leaves in-flight writes to the server. */
 #include "conn.h"
 
+#include "cluster.h"
 #include "err.h"
 #include "jute.h"
 #include "log.h"
@@ -287,6 +288,11 @@ static int handle_request(struct conn *c, struct request *r)
     r->start_us = server_now_us();
     r->auth = &c->auth;
     if (r->args.op == REQ_CONNECT) {
+        if (s->cluster && !cluster_serving(s->cluster)) {
+            /* as ZooKeeper: a replica outside a quorum takes no clients; they try another */
+            LOG_INFO("%s: not serving (no quorum); closing", c->peer);
+            return ZE_CONNECTIONLOSS;
+        }
         if (c->session_id || c->q_head) {
             LOG_WARN("%s: connect on an established connection; closing", c->peer);
             return ZE_MARSHALLINGERROR;
@@ -309,6 +315,10 @@ static int handle_request(struct conn *c, struct request *r)
     }
     /* behind a connect still making its session: held until it is made (release_held) */
     int held = !c->session_id && c->q_head && c->q_head->args.op == REQ_CONNECT;
+    if (r->args.op == REQ_SERVER_INFO && !c->session_id && !c->q_head) {
+        enqueue(c, r); /* answered at once: a status probe needs no session */
+        return 0;
+    }
     if (!c->session_id && !held) {
         LOG_WARN("%s: request before connect; closing", c->peer);
         return ZE_MARSHALLINGERROR;
@@ -316,6 +326,8 @@ static int handle_request(struct conn *c, struct request *r)
     struct session *sess = session_get(&s->sessions, c->session_id);
     if (sess)
         session_touch(sess, server_now_ms());
+    if (s->cluster && c->session_id)
+        cluster_touch(s->cluster, c->session_id);
     r->session_id = c->session_id;
     if (r->args.op == REQ_AUTH) {
         /* on arrival: later writes are prepared (ACL-checked) as soon as they arrive */

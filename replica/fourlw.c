@@ -1,6 +1,7 @@
 /* ZooKeeper's four-letter words on the client port, in ZooKeeper's output formats. */
 #include "conn.h"
 
+#include "cluster.h"
 #include "server.h"
 
 #include <dirent.h>
@@ -56,7 +57,7 @@ static void put(struct out *o, const char *fmt, ...)
 
 static const char *mode(const struct server *s)
 {
-    return s->cfg.n_servers ? "leader" : "standalone";
+    return s->cluster ? cluster_role_name(s->cluster) : "standalone";
 }
 
 static void latency(struct out *o, const struct server *s)
@@ -180,6 +181,11 @@ char *fourlw_answer(struct server *s, const char *cmd)
     uint64_t now = server_now_ms();
     if (!strcmp(cmd, "ruok")) {
         put(&o, "imok");
+    } else if (s->cluster && !cluster_serving(s->cluster) &&
+               (!strcmp(cmd, "srvr") || !strcmp(cmd, "stat") || !strcmp(cmd, "cons") ||
+                !strcmp(cmd, "wchs") || !strcmp(cmd, "dump"))) {
+        /* ZooKeeper's answer while outside a quorum */
+        put(&o, "This ZooKeeper instance is not currently serving requests\n");
     } else if (!strcmp(cmd, "srvr")) {
         put(&o, "Zookeeper version: %s (zkfs)\n", ZKFS_VERSION);
         server_summary(&o, s);

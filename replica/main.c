@@ -32,12 +32,6 @@ int main(int argc, char **argv)
         LOG_ERROR("%s", err);
         return 2;
     }
-    if (cfg.n_servers > 0) {
-        LOG_ERROR("config %s has server.N lines: replication is not built yet; remove them to "
-                  "run standalone",
-                  argv[1]);
-        return 2;
-    }
     uv_loop_t *loop = uv_default_loop();
     static struct server srv;
     char *msg = NULL;

@@ -3,6 +3,8 @@
  * at the moment the read reached the head of its connection's queue. */
 #include "conn.h"
 
+#include "cluster.h"
+
 #include "client.pb-c.h"
 #include "err.h"
 #include "frame.h"
@@ -208,6 +210,9 @@ static int decode_op(const Zkfs__Cli__Request *m, struct request *r)
         a->has_policy = m->set_meta->has_policy;
         a->policy = m->set_meta->policy;
         return copy_str(m->set_meta->path, &a->path);
+    case ZKFS__CLI__REQUEST__OP_SERVER_INFO:
+        a->op = REQ_SERVER_INFO;
+        return 0;
     case ZKFS__CLI__REQUEST__OP_PING:
         a->op = REQ_PING;
         return 0;
@@ -337,6 +342,29 @@ int native_encode_event(int type, const char *path, int64_t zxid, uint8_t **buf,
     return pack(&msg, buf, len);
 }
 
+static void server_info(struct server *s, Zkfs__Cli__ServerInfo *info)
+{
+    info->id = s->cfg.myid;
+    info->sessions = session_count(&s->sessions);
+    info->znodes = tree_count(&s->tree);
+    info->applied = s->tree.last_applied;
+    if (!s->cluster) {
+        info->role = "standalone";
+        info->serving = 1;
+        info->epoch = s->epoch;
+        info->last_zxid = s->last_zxid > s->tree.last_applied ? s->last_zxid : s->tree.last_applied;
+        return;
+    }
+    struct zab_status st;
+    cluster_status(s->cluster, &st);
+    info->role = (char *)cluster_role_name(s->cluster);
+    info->serving = st.serving;
+    info->epoch = st.epoch;
+    info->last_zxid = st.last_zxid;
+    info->leader = st.leader;
+    info->synced_learners = (uint32_t)st.synced_learners;
+}
+
 int native_encode_reply(struct conn *c, struct request *r, uint8_t **buf, size_t *len)
 {
     struct server *s = c->srv;
@@ -354,6 +382,12 @@ int native_encode_reply(struct conn *c, struct request *r, uint8_t **buf, size_t
     const struct req_op_args *a = &r->args;
     const struct node *n = NULL;
 
+    Zkfs__Cli__ServerInfo info = ZKFS__CLI__SERVER_INFO__INIT;
+    if (!r->done && a->op == REQ_SERVER_INFO) {
+        server_info(s, &info);
+        rep.info = &info;
+        goto reply;
+    }
     if (!r->done) {
         /* a read, run now */
         if ((rc = read_run(c, r, a, &rd)))

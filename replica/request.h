@@ -31,6 +31,7 @@ enum req_op {
     REQ_SET_WATCHES,
     REQ_PING,
     REQ_AUTH,
+    REQ_SERVER_INFO, /* native only: what this replica says of itself; no session needed */
     REQ_CHECK_WATCHES,
     REQ_GET_ALL_CHILDREN_NUMBER,
     REQ_WHO_AM_I,

@@ -2,6 +2,7 @@
  * session expiry and the client listener. */
 #include "server.h"
 
+#include "cluster.h"
 #include "conn.h"
 #include "err.h"
 #include "log.h"
@@ -26,7 +27,9 @@ struct inflight {
     struct request *req;
     int durable;
     int is_marker;
-    int err; /* a marker's result */
+    int err;         /* a marker's result */
+    uint32_t fwd_to; /* a learner's forwarded request refused by prepare: answer it there */
+    uint64_t fwd_cxid;
     struct inflight *next;
 };
 
@@ -179,7 +182,7 @@ static void apply_txn(struct server *s, const struct txn *t, int replay)
     }
 }
 
-static void complete(struct server *s, struct request *r, int err, zxid_t zxid)
+void server_complete(struct server *s, struct request *r, int err, zxid_t zxid)
 {
     (void)s;
     r->done = 1;
@@ -202,8 +205,13 @@ static void drain(struct server *s)
         s->n_inflight--;
         if (!f->is_marker)
             apply_txn(s, &f->txn, 0);
-        if (f->req)
-            complete(s, f->req, f->err, f->is_marker ? s->tree.last_applied : f->txn.zxid);
+        if (f->fwd_to) {
+            f->req->err = f->err;
+            cluster_forward_error(s->cluster, f->fwd_to, f->fwd_cxid, f->req);
+            request_free(f->req);
+        } else if (f->req) {
+            server_complete(s, f->req, f->err, f->is_marker ? s->tree.last_applied : f->txn.zxid);
+        }
         txn_free_contents(&f->txn);
         free(f);
     }
@@ -237,9 +245,21 @@ static void enqueue(struct server *s, struct inflight *f)
     s->n_inflight++;
 }
 
-/* Logs a prepared txn; it is applied once durable and everything before it is applied. */
+/* Logs a prepared txn; it is applied once durable (standalone) or committed (cluster) and
+ * everything before it is applied. */
 static void log_txn(struct server *s, struct inflight *f)
 {
+    if (s->cluster) {
+        enqueue(s, f);
+        int rc = cluster_propose(s->cluster, &f->txn);
+        if (rc) {
+            /* zab_next_zxid said yes a moment ago on the same thread: this is a bug */
+            LOG_ERROR("proposal of 0x%llx refused: %d; stopping", (unsigned long long)f->txn.zxid,
+                      rc);
+            abort();
+        }
+        return;
+    }
     uint8_t *rec;
     size_t len;
     if (txn_encode(&f->txn, &rec, &len)) {
@@ -288,34 +308,50 @@ static int prep_new_session(struct server *s, struct request *r, struct txn *t)
     return 0;
 }
 
-void server_submit(struct server *s, struct request *r)
+static int load_node(void *arg, const char *path, const uint8_t *rec, size_t len);
+static int load_session(void *arg, const uint8_t *rec, size_t len);
+
+/* Prepares r and hands the txn to the log (standalone) or the leader's core (cluster).
+ * origin/cxid: a learner's forwarded request (0 for one of ours). A refusal is answered in
+ * commit order (ZooKeeper's error txns): through r's connection, or back to the learner. */
+static void prepare(struct server *s, struct request *r, uint32_t origin, uint64_t cxid)
 {
     struct inflight *f = calloc(1, sizeof(*f));
     if (!f) {
-        complete(s, r, -ENOMEM, 0);
+        if (origin) {
+            r->err = -ENOMEM;
+            cluster_forward_error(s->cluster, origin, cxid, r);
+            request_free(r);
+        } else {
+            server_complete(s, r, -ENOMEM, 0);
+        }
         return;
     }
     f->srv = s;
     f->req = r;
+    f->fwd_to = origin;
+    f->fwd_cxid = cxid;
     if (r->args.op == REQ_SYNC) {
         f->is_marker = 1;
         enqueue(s, f);
         drain(s);
         return;
     }
+    int rc = 0;
     if (r->args.op != REQ_CONNECT && r->args.op != REQ_EXPIRE_SESSION &&
         r->args.op != REQ_DELETE_CONTAINER) {
         struct session *sess = session_get(&s->sessions, r->session_id);
-        if (!sess || sess->closing) {
-            free(f);
-            complete(s, r, ZE_SESSIONEXPIRED, 0);
-            return;
-        }
-        if (r->args.op == REQ_CLOSE_SESSION)
+        if (!sess || sess->closing)
+            rc = ZE_SESSIONEXPIRED;
+        else if (r->args.op == REQ_CLOSE_SESSION)
             sess->closing = 1;
     }
     zxid_t zxid = s->last_zxid + 1;
-    if (ZXID_COUNTER(zxid) == 0) {
+    if (!rc && s->cluster) {
+        rc = cluster_next_zxid(s->cluster, &zxid);
+        if (rc)
+            rc = ZE_CONNECTIONLOSS; /* not leading, or too much in flight: the client retries */
+    } else if (!rc && ZXID_COUNTER(zxid) == 0) {
         /* The counter is exhausted: ZooKeeper forces an election; a standalone replica
          * moves to the next epoch. */
         s->epoch++;
@@ -323,15 +359,16 @@ void server_submit(struct server *s, struct request *r)
         store_set_meta_sync(s->store, "currentEpoch", s->epoch);
         zxid = ZXID(s->epoch, 1);
     }
-    int rc;
-    if (r->args.op == REQ_CONNECT) {
+    if (!rc && r->args.op == REQ_CONNECT) {
         rc = prep_new_session(s, r, &f->txn);
         f->txn.zxid = zxid;
         f->txn.time_ms = server_wall_ms();
         f->txn.session_id = r->session_id;
-    } else {
+    } else if (!rc) {
         rc = prep_request(&s->prep, r, zxid, server_wall_ms(), &f->txn);
     }
+    if (origin)
+        r->auth = NULL; /* borrowed from the learner's message, gone after this call */
     if (rc) {
         /* A refused write is answered after the txns prepared before it are applied, as
          * ZooKeeper's error txns take their place in the commit order: a client told
@@ -345,6 +382,14 @@ void server_submit(struct server *s, struct request *r)
         return;
     }
     s->last_zxid = zxid;
+    f->txn.origin = origin ? origin : s->cfg.myid;
+    f->txn.cxid = cxid;
+    if (origin) {
+        /* the learner answers its client when the txn comes back committed */
+        request_free(r);
+        f->req = NULL;
+        f->fwd_to = 0;
+    }
     if (f->txn.n_ops == 0) {
         f->is_marker = 1;
         enqueue(s, f);
@@ -352,6 +397,168 @@ void server_submit(struct server *s, struct request *r)
         return;
     }
     log_txn(s, f);
+}
+
+void server_submit(struct server *s, struct request *r)
+{
+    if (s->cluster)
+        cluster_submit(s->cluster, r);
+    else
+        prepare(s, r, 0, 0);
+}
+
+void server_submit_local(struct server *s, struct request *r)
+{
+    prepare(s, r, 0, 0);
+}
+
+void server_propose(struct server *s, struct request *r, uint32_t origin, uint64_t cxid)
+{
+    prepare(s, r, origin, cxid);
+}
+
+int server_commit(struct server *s, const struct txn *t)
+{
+    struct inflight *f = s->inflight_head;
+    if (f && !f->is_marker && f->txn.zxid == t->zxid) {
+        f->durable = 1;
+        drain(s);
+        return 1;
+    }
+    if (f && !f->is_marker)
+        LOG_WARN("committed 0x%llx while 0x%llx is the oldest proposal here",
+                 (unsigned long long)t->zxid, (unsigned long long)f->txn.zxid);
+    apply_txn(s, t, 0);
+    return 0;
+}
+
+/* What a learner's client gets for a write it forwarded: computed from the committed txn
+ * and the tree right after applying it, as the leader's prepare would have said. */
+void server_fill_results(struct server *s, struct request *r, const struct txn *t)
+{
+    if (r->args.op == REQ_CONNECT) {
+        for (uint32_t i = 0; i < t->n_ops; i++)
+            if (t->ops[i].type == TXN_CREATE_SESSION) {
+                r->session_id = t->ops[i].session_id;
+                r->timeout_ms = t->ops[i].timeout_ms;
+                memcpy(r->passwd, t->ops[i].passwd, PASSWD_LEN);
+                r->has_passwd = 1;
+            }
+        return;
+    }
+    uint32_t n = r->args.op == REQ_MULTI ? r->n_ops : 1;
+    const struct req_op_args *ops = r->args.op == REQ_MULTI ? r->ops : &r->args;
+    free(r->results);
+    r->results = calloc(n ? n : 1, sizeof(*r->results));
+    if (!r->results) {
+        r->n_results = 0;
+        return;
+    }
+    r->n_results = n;
+    uint32_t k = 0; /* the txn op of request op i: a check has none */
+    for (uint32_t i = 0; i < n; i++) {
+        struct req_result *res = &r->results[i];
+        if (ops[i].op == REQ_CHECK || k >= t->n_ops)
+            continue;
+        const struct txn_op *op = &t->ops[k++];
+        if (op->type == TXN_DELETE || !op->path)
+            continue;
+        if (op->type == TXN_CREATE)
+            res->path = strdup(op->path);
+        const struct node *node = tree_get(&s->tree, op->path);
+        if (node) {
+            res->stat = node->stat;
+            res->kind = node->kind;
+            res->policy = node->policy;
+            res->has_stat = 1;
+        }
+    }
+}
+
+void server_set_op_errors(struct request *r, int err, const int32_t *zk_errs, size_t n)
+{
+    r->err = err;
+    if (!n)
+        return;
+    free(r->results);
+    r->results = calloc(n, sizeof(*r->results));
+    r->n_results = r->results ? (uint32_t)n : 0;
+    for (uint32_t i = 0; i < r->n_results; i++)
+        r->results[i].err = err_from_zk(zk_errs[i]);
+}
+
+/* Leadership lost or the epoch forced over: proposals still here have an unknown fate. */
+void server_abandon(struct server *s, zxid_t from, zxid_t to)
+{
+    (void)from, (void)to;
+    struct inflight *f = s->inflight_head;
+    s->inflight_head = s->inflight_tail = NULL;
+    s->n_inflight = 0;
+    while (f) {
+        struct inflight *next = f->next;
+        if (f->fwd_to)
+            request_free(f->req);
+        else if (f->req)
+            server_complete(s, f->req, ZE_CONNECTIONLOSS, 0);
+        txn_free_contents(&f->txn);
+        free(f);
+        f = next;
+    }
+    server_reset_prep(s);
+}
+
+void server_reset_prep(struct server *s)
+{
+    prep_close(&s->prep);
+    prep_init(&s->prep, &s->tree, s->cfg.max_data, s->cfg.extended_types);
+}
+
+void server_drop_clients(struct server *s)
+{
+    while (s->conns)
+        conn_close(s->conns);
+}
+
+void server_reset_session_clocks(struct server *s)
+{
+    uint64_t now = server_now_ms();
+    for (struct session *x = s->sessions.sessions; x; x = x->hh.next)
+        session_touch(x, now);
+}
+
+static int load_sessions(struct server *s)
+{
+    session_tracker_close(&s->sessions);
+    session_tracker_init(&s->sessions, s->cfg.myid, (uint64_t)server_wall_ms());
+    uint64_t now = server_now_ms();
+    struct tree_session *ts, *tmp;
+    HASH_ITER(hh, s->tree.sessions, ts, tmp)
+    {
+        /* Sessions are durable: after a restart each gets a full timeout to come back. */
+        if (!session_add(&s->sessions, ts->id, ts->timeout_ms, now))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int load_tree(struct server *s)
+{
+    struct store_loader l = {.arg = &s->tree, .node = load_node, .session = load_session};
+    int rc = tree_init(&s->tree);
+    if (!rc && !(rc = store_load_tree(s->store, &l)))
+        rc = tree_load_finish(&s->tree);
+    s->tree.last_applied = store_applied(s->store);
+    return rc;
+}
+
+int server_reload_tree(struct server *s)
+{
+    tree_close(&s->tree);
+    int rc = load_tree(s);
+    if (!rc)
+        rc = load_sessions(s);
+    server_reset_prep(s);
+    return rc;
 }
 
 void server_close_session(struct server *s, uint64_t session_id, int expire)
@@ -384,6 +591,8 @@ static void expire_one(void *arg, struct session *sess)
 static void on_tick(uv_timer_t *t)
 {
     struct server *s = t->data;
+    if (s->cluster && !(cluster_is_leader(s->cluster) && cluster_serving(s->cluster)))
+        return; /* the leader tracks expiry; learners relay activity (cluster_touch) */
     session_expired(&s->sessions, server_now_ms(), expire_one, s);
 }
 
@@ -392,6 +601,8 @@ static void on_tick(uv_timer_t *t)
 static void on_container_check(uv_timer_t *t)
 {
     struct server *s = t->data;
+    if (s->cluster && !(cluster_is_leader(s->cluster) && cluster_serving(s->cluster)))
+        return;
     int64_t now = server_wall_ms();
     struct node *n, *tmp;
     size_t count = 0;
@@ -500,60 +711,57 @@ int server_init(struct server *s, uv_loop_t *loop, const struct config *cfg, cha
     rc = store_open(&s->store, loop, dir, &so, err);
     if (rc)
         return rc;
-    if ((rc = tree_init(&s->tree))) {
-        *err = fmt("out of memory");
-        goto fail_store;
-    }
-    struct store_loader l = {.arg = &s->tree, .node = load_node, .session = load_session};
-    if ((rc = store_load_tree(s->store, &l)) || (rc = tree_load_finish(&s->tree))) {
+    if ((rc = load_tree(s))) {
         *err = fmt("the stored tree in %s is damaged (%s): refusing to start", dir, err_msg(rc));
         goto fail_tree;
     }
-    zxid_t applied = store_applied(s->store);
-    s->tree.last_applied = applied;
-    struct store_loader rl = {.arg = s, .txn = replay_txn};
-    if ((rc = store_load_log(s->store, applied, &rl))) {
-        *err = fmt("the log in %s is damaged (%s): refusing to start", dir, err_msg(rc));
-        goto fail_tree;
-    }
-    zxid_t last = store_last_logged(s->store);
-    if (s->tree.last_applied > last)
-        last = s->tree.last_applied;
+    zxid_t applied = s->tree.last_applied;
     uint64_t cur = store_get_meta(s->store, "currentEpoch");
     uint64_t acc = store_get_meta(s->store, "acceptedEpoch");
-    if (ZXID_EPOCH(last) > cur) {
-        *err = fmt("the log in %s is ahead of its epoch: refusing to start", dir);
+    if (ZXID_EPOCH(applied) > cur) {
+        *err = fmt("the tree in %s is ahead of its epoch: refusing to start", dir);
         rc = ZE_DATAINCONSISTENCY;
         goto fail_tree;
     }
-    /* A standalone replica leads itself: each start is a new epoch, as after an election. */
-    s->epoch = (uint32_t)((acc > cur ? acc : cur) + 1);
-    if ((rc = store_set_meta_sync(s->store, "acceptedEpoch", s->epoch)) ||
-        (rc = store_set_meta_sync(s->store, "currentEpoch", s->epoch))) {
-        *err = fmt("cannot write the epoch in %s: %s", dir, err_msg(rc));
-        goto fail_tree;
-    }
-    s->last_zxid = ZXID(s->epoch, 0);
-    session_tracker_init(&s->sessions, cfg->myid, (uint64_t)server_wall_ms());
-    uint64_t now = server_now_ms();
-    struct tree_session *ts, *tmp;
-    HASH_ITER(hh, s->tree.sessions, ts, tmp)
-    {
-        /* Sessions are durable: after a restart each gets a full timeout to come back. */
-        if (!session_add(&s->sessions, ts->id, ts->timeout_ms, now)) {
-            rc = -ENOMEM;
-            *err = fmt("out of memory");
+    if (cfg->n_servers == 0) {
+        /* Standalone, everything logged is committed: replay what the tree lacks. */
+        struct store_loader rl = {.arg = s, .txn = replay_txn};
+        if ((rc = store_load_log(s->store, applied, &rl))) {
+            *err = fmt("the log in %s is damaged (%s): refusing to start", dir, err_msg(rc));
             goto fail_tree;
         }
+        zxid_t last = store_last_logged(s->store);
+        if (ZXID_EPOCH(last) > cur) {
+            *err = fmt("the log in %s is ahead of its epoch: refusing to start", dir);
+            rc = ZE_DATAINCONSISTENCY;
+            goto fail_tree;
+        }
+        /* A standalone replica leads itself: each start is a new epoch, as after an election. */
+        s->epoch = (uint32_t)((acc > cur ? acc : cur) + 1);
+        if ((rc = store_set_meta_sync(s->store, "acceptedEpoch", s->epoch)) ||
+            (rc = store_set_meta_sync(s->store, "currentEpoch", s->epoch))) {
+            *err = fmt("cannot write the epoch in %s: %s", dir, err_msg(rc));
+            goto fail_tree;
+        }
+        s->last_zxid = ZXID(s->epoch, 0);
+    }
+    if ((rc = load_sessions(s))) {
+        *err = fmt("out of memory");
+        goto fail_tree;
     }
     prep_init(&s->prep, &s->tree, cfg->max_data, cfg->extended_types);
     watch_init(&s->watches, conn_deliver_event, s);
-    LOG_INFO("loaded %u znodes and %u sessions up to zxid 0x%llx; epoch %u", tree_count(&s->tree),
-             session_count(&s->sessions), (unsigned long long)s->tree.last_applied, s->epoch);
+    /* In a cluster the log goes to the core: only committed txns may reach the tree. */
+    if (cfg->n_servers > 0 && (rc = cluster_init(&s->cluster, s, err)))
+        goto fail_prep;
+    LOG_INFO("loaded %u znodes and %u sessions up to zxid 0x%llx", tree_count(&s->tree),
+             session_count(&s->sessions), (unsigned long long)s->tree.last_applied);
     return 0;
+fail_prep:
+    prep_close(&s->prep);
+    session_tracker_close(&s->sessions);
 fail_tree:
     tree_close(&s->tree);
-fail_store:
     store_close(s->store);
     s->store = NULL;
     return rc;
@@ -611,8 +819,12 @@ int server_start(struct server *s, char **err)
         server_stop(s);
         return rc;
     }
-    LOG_INFO("serving on %s:%d (standalone, dataDir %s)", s->cfg.client_addr, s->cfg.client_port,
-             s->cfg.data_dir);
+    if (s->cluster && (rc = cluster_start(s->cluster, err))) {
+        server_stop(s);
+        return rc;
+    }
+    LOG_INFO("serving on %s:%d (%s, dataDir %s)", s->cfg.client_addr, s->cfg.client_port,
+             s->cluster ? "replicated" : "standalone", s->cfg.data_dir);
     return 0;
 }
 
@@ -629,12 +841,19 @@ void server_stop(struct server *s)
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     while (s->conns)
         conn_close(s->conns);
+    if (s->cluster) {
+        /* proposals not yet committed stay in the log; their clients are gone */
+        cluster_stop(s->cluster);
+        server_abandon(s, 0, UINT64_MAX);
+    }
     /* The store closes once the last prepared txn is applied (see drain). */
     drain(s);
 }
 
 void server_close(struct server *s)
 {
+    cluster_free(s->cluster);
+    s->cluster = NULL;
     if (s->store) {
         store_close(s->store);
         s->store = NULL;

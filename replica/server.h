@@ -15,6 +15,7 @@
 
 struct conn;
 struct inflight;
+struct cluster;
 
 struct server_stats {
     uint64_t received, sent;
@@ -42,6 +43,7 @@ struct server {
     struct inflight *inflight_head, *inflight_tail;
     uint32_t n_inflight;
     struct server_stats stats;
+    struct cluster *cluster; /* NULL when standalone */
     uint64_t start_ms;
     int stopping;
 };
@@ -62,6 +64,30 @@ int64_t server_wall_ms(void);
 /* Submits a write (or sync or connect-with-new-session): prepared now; r completes through
  * conn_request_done (or is freed if r->conn is NULL by then). */
 void server_submit(struct server *s, struct request *r);
+/* Completes r with err (see conn_request_done), or frees it if it has no connection. */
+void server_complete(struct server *s, struct request *r, int err, zxid_t zxid);
+
+/* ---- for the replication shell (cluster.c) ---- */
+/* Prepares and proposes a request of this replica (leader only). */
+void server_submit_local(struct server *s, struct request *r);
+/* Prepares and proposes a learner's forwarded request (taken over; leader only); a refusal
+ * goes back to the learner in commit order. */
+void server_propose(struct server *s, struct request *r, uint32_t origin, uint64_t cxid);
+/* A committed txn: applied in order; 1 if it was this replica's own oldest proposal (whose
+ * request is then completed), 0 otherwise. */
+int server_commit(struct server *s, const struct txn *t);
+/* Fills a forwarded request's results from its committed txn and the tree. */
+void server_fill_results(struct server *s, struct request *r, const struct txn *t);
+/* A refusal from the leader: the error and ZooKeeper per-op codes of a multi. */
+void server_set_op_errors(struct request *r, int err, const int32_t *zk_errs, size_t n);
+/* Drops every proposal in flight (their fate is unknown: CONNECTIONLOSS). */
+void server_abandon(struct server *s, zxid_t from, zxid_t to);
+void server_reset_prep(struct server *s);
+void server_drop_clients(struct server *s);
+void server_reset_session_clocks(struct server *s);
+/* After a snapshot install: the tree and sessions again from the store. */
+int server_reload_tree(struct server *s);
+
 /* Expires/closes a session from inside the server (internal request). */
 void server_close_session(struct server *s, uint64_t session_id, int expire);
 /* Records a request's latency. */
