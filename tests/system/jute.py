@@ -3,10 +3,9 @@ byte (for what real clients never send: malformed frames, pipelining before the 
 reading header zxids), and the ensemble of servers that real clients (kazoo, zkCli, the C
 client, Curator) connect to, which test modules take as their `ensemble` fixture.
 
-The ensemble is one standalone replica today. When replication lands, ZKFS_JUTE_SERVERS=3
-makes it a three-node cluster, and the tests named *across_servers* then really use
-different servers (watch set through one, triggered through another; lock clients on
-different servers; a session moving). On one replica they use separate connections to it.
+The ensemble is a three-node cluster (ZKFS_JUTE_SERVERS=1 makes it one standalone
+replica): the tests named *across_servers* really use different servers (watch set through
+one, triggered through another; lock clients on different servers; a session moving).
 """
 
 import os
@@ -34,7 +33,7 @@ CREATED, DELETED, DATA_CHANGED, CHILDREN_CHANGED = 1, 2, 3, 4
 
 OPEN_ACL = [(31, "world", "anyone")]
 
-SERVERS = int(os.environ.get("ZKFS_JUTE_SERVERS", "1"))
+SERVERS = int(os.environ.get("ZKFS_JUTE_SERVERS", "3"))
 
 
 def i32(v):
@@ -265,9 +264,11 @@ class Ensemble:
     """The servers ZooKeeper clients connect to (see the module docstring)."""
 
     def __init__(self, make_replica, size):
-        if size != 1:
-            pytest.skip(f"ZKFS_JUTE_SERVERS={size}: the cluster harness comes with replication")
-        self.replicas = [make_replica(f"z{i + 1}") for i in range(size)]
+        if size == 1:
+            self.replicas = [make_replica("z1")]
+        else:
+            from cluster import Cluster
+            self.replicas = Cluster(make_replica, size).start().members
         self.clients = []
 
     def server(self, i=0):
