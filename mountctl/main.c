@@ -1,5 +1,6 @@
 /* mountctl: zkCli-like commands on a zkfs cluster for people (tables) and scripts (-w json). */
 #include "client.h"
+#include "status.h"
 #include "err.h"
 #include "log.h"
 #include "path.h"
@@ -7,11 +8,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +64,8 @@ struct command {
     int min_pos, max_pos;
     int (*run)(struct ctx *x, struct args *a);
     const char *synopsis;
+    /* Commands that need no session take their arguments as they come. */
+    int (*raw)(struct ctx *x, char **argv, int argc);
 };
 
 static void usage(FILE *f)
@@ -84,7 +90,14 @@ static void usage(FILE *f)
             "                       until interrupted\n"
             "  policy DIR [ephemeral,sequential|ephemeral|sequential|none]\n"
             "                       set (or print) the policy of files created in DIR\n"
-            "  mount, umount, status, lock: not yet implemented\n"
+            "  mount SERVERS MOUNTPOINT [-o OPTION,...]\n"
+            "                       mount the cluster SERVERS (HOST:PORT,...[/CHROOT]) with\n"
+            "                       zkfs-fused; returns once the mount is there\n"
+            "  umount [-z] MOUNTPOINT\n"
+            "                       unmount (-z: lazily, even if busy)\n"
+            "  status [SERVERS]     each replica: id, role, epoch, zxid, sessions, znodes, lag;\n"
+            "                       exit 1 if any does not answer\n"
+            "  lock: not yet implemented\n"
             "\n"
             "The cluster comes from --servers, else $ZKFS_SERVERS, else " DEFAULT_SERVERS ".\n"
             "-w json prints JSON (ls, stat, create, set, watch). Exit status: 0 ok, 1 error,\n"
@@ -719,26 +732,243 @@ static int cmd_watch(struct ctx *x, struct args *a)
     return 0;
 }
 
+/* ---- mount / umount ---- */
+
+#define MOUNT_WAIT_MS 10000
+
+/* The zkfs-fused installed next to this mountctl, else the one on PATH. */
+static void fused_path(char *buf, size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(buf, len, "%s/zkfs-fused", self);
+            if (access(buf, X_OK) == 0)
+                return;
+        }
+    }
+    snprintf(buf, len, "zkfs-fused");
+}
+
+/* /proc/self/mountinfo writes space, tab, newline and backslash as \\ooo. */
+static void unescape(char *s)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = 0;
+}
+
+/* The filesystem type mounted at path (canonical), copied into type; 0 if none. */
+static int mounted_type(const char *path, char *type, size_t len)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int found = 0;
+    while (getline(&line, &cap, f) > 0) {
+        char *sep = strstr(line, " - ");
+        if (!sep)
+            continue;
+        *sep = 0;
+        char *save = NULL, *fields[6] = {0};
+        char *t = strtok_r(line, " ", &save);
+        for (int i = 0; t && i < 6; i++, t = strtok_r(NULL, " ", &save))
+            fields[i] = t;
+        if (!fields[4])
+            continue;
+        unescape(fields[4]);
+        if (strcmp(fields[4], path) != 0)
+            continue;
+        char *fstype = sep + 3, *sp = strchr(fstype, ' ');
+        if (sp)
+            *sp = 0;
+        snprintf(type, len, "%s", fstype);
+        found = 1; /* the last one wins: it is on top */
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* Runs argv and waits for it; what it writes on stderr before exiting is passed on, but its
+ * descendants (a daemon, fusermount3's auto-unmount helper) are not waited for. Returns the
+ * exit status, or -1 if it could not run. */
+static int run_child(char *const argv[])
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+        }
+        dup2(pfd[1], STDERR_FILENO);
+        execvp(argv[0], argv);
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(pfd[1]);
+    fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+    int status = 0;
+    for (;;) {
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(pfd[0], buf, sizeof(buf))) > 0)
+            if (fwrite(buf, 1, (size_t)n, stderr) != (size_t)n)
+                break;
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid || (w < 0 && errno != EINTR))
+            break;
+        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+        poll(&p, 1, 50);
+    }
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(pfd[0], buf, sizeof(buf))) > 0)
+        if (fwrite(buf, 1, (size_t)n, stderr) != (size_t)n)
+            break;
+    close(pfd[0]);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int cmd_mount(struct ctx *x, char **argv, int argc)
+{
+    const char *pos[2] = {0}, *opts = NULL;
+    int npos = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+            opts = argv[++i];
+        else if (strncmp(argv[i], "-o", 2) == 0 && argv[i][2])
+            opts = argv[i] + 2;
+        else if (argv[i][0] == '-' && argv[i][1])
+            return usage_error("unknown option '%s'", argv[i]);
+        else if (npos < 2)
+            pos[npos++] = argv[i];
+        else
+            return usage_error("%s", "usage: mountctl mount SERVERS MOUNTPOINT [-o OPTION,...]");
+    }
+    if (npos != 2)
+        return usage_error("%s", "usage: mountctl mount SERVERS MOUNTPOINT [-o OPTION,...]");
+    char real[PATH_MAX], type[64];
+    if (!realpath(pos[1], real)) {
+        fprintf(stderr, "mountctl: mount: %s: %s\n", pos[1], strerror(errno));
+        return EXIT_ERR;
+    }
+    if (mounted_type(real, type, sizeof(type)) && strcmp(type, "fuse.zkfs") == 0) {
+        fprintf(stderr, "mountctl: mount: %s is already a zkfs mount\n", real);
+        return EXIT_ERR;
+    }
+    char prog[PATH_MAX + 16];
+    fused_path(prog, sizeof(prog));
+    char *av[6] = {prog, (char *)pos[0], real, NULL, NULL, NULL};
+    if (opts) {
+        av[3] = "-o";
+        av[4] = (char *)opts;
+    }
+    int rc = run_child(av);
+    if (rc != 0) {
+        fprintf(stderr, "mountctl: mount: %s exited with status %d\n", prog, rc);
+        return EXIT_ERR;
+    }
+    /* The daemon mounts before it goes to the background; check anyway. */
+    for (int waited = 0;; waited += 20) {
+        if (mounted_type(real, type, sizeof(type)) && strncmp(type, "fuse", 4) == 0)
+            return 0;
+        if (waited >= x->timeout_ms || waited >= MOUNT_WAIT_MS)
+            break;
+        usleep(20000);
+    }
+    fprintf(stderr, "mountctl: mount: %s did not appear as a mount\n", real);
+    return EXIT_ERR;
+}
+
+static int cmd_umount(struct ctx *x, char **argv, int argc)
+{
+    (void)x;
+    int lazy = 0;
+    const char *mp = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-z") == 0 || strcmp(argv[i], "-l") == 0)
+            lazy = 1;
+        else if (argv[i][0] == '-' && argv[i][1])
+            return usage_error("unknown option '%s'", argv[i]);
+        else if (!mp)
+            mp = argv[i];
+        else
+            return usage_error("%s", "usage: mountctl umount [-z] MOUNTPOINT");
+    }
+    if (!mp)
+        return usage_error("%s", "usage: mountctl umount [-z] MOUNTPOINT");
+    char real[PATH_MAX], type[64];
+    /* realpath would stat the mount point, which hangs or fails on a dead mount. */
+    if (mp[0] == '/')
+        snprintf(real, sizeof(real), "%s", mp);
+    else if (!realpath(mp, real))
+        snprintf(real, sizeof(real), "%s", mp);
+    if (!mounted_type(real, type, sizeof(type))) {
+        fprintf(stderr, "mountctl: umount: %s is not mounted\n", real);
+        return EXIT_ERR;
+    }
+    char *av[] = {"fusermount3", lazy ? "-uz" : "-u", real, NULL};
+    int rc = run_child(av);
+    if (rc != 0) {
+        fprintf(stderr, "mountctl: umount: fusermount3 exited with status %d%s\n", rc,
+                lazy ? "" : " (busy? -z unmounts lazily)");
+        return EXIT_ERR;
+    }
+    return 0;
+}
+
 static int not_implemented(struct ctx *x, struct args *a)
 {
     fprintf(stderr, "mountctl: %s: not yet implemented\n", x->cmd);
     return EXIT_USAGE;
 }
 
+/* status [SERVERS]: one row per replica; needs no session, so it works without a quorum. */
+static int cmd_status(struct ctx *x, char **argv, int argc)
+{
+    if (argc > 1)
+        return usage_error("%s", "status takes at most one server list");
+    return status_run(argc == 1 ? argv[0] : x->servers, x->json);
+}
+
 static const struct command commands[] = {
-    {"create", "esct:", 1, 2, cmd_create, "create [-e] [-s] [-c] [-t TTL_MS] PATH [DATA|-]"},
-    {"get", "", 1, 1, cmd_get, "get PATH"},
-    {"set", "v:", 2, 2, cmd_set, "set [-v VERSION] PATH DATA|-"},
-    {"ls", "", 1, 1, cmd_ls, "ls PATH"},
-    {"rm", "rv:", 1, 1, cmd_rm, "rm [-r] [-v VERSION] PATH"},
-    {"stat", "", 1, 1, cmd_stat, "stat PATH"},
-    {"sync", "", 1, 1, cmd_sync, "sync PATH"},
-    {"watch", "r", 1, 1, cmd_watch, "watch [-r] PATH"},
-    {"policy", "", 1, 2, cmd_policy, "policy DIR [ephemeral,sequential|none]"},
-    {"mount", NULL, 0, 0, not_implemented, NULL},
-    {"umount", NULL, 0, 0, not_implemented, NULL},
-    {"status", NULL, 0, 0, not_implemented, NULL},
-    {"lock", NULL, 0, 0, not_implemented, NULL},
+    {"create", "esct:", 1, 2, cmd_create, "create [-e] [-s] [-c] [-t TTL_MS] PATH [DATA|-]", NULL},
+    {"get", "", 1, 1, cmd_get, "get PATH", NULL},
+    {"set", "v:", 2, 2, cmd_set, "set [-v VERSION] PATH DATA|-", NULL},
+    {"ls", "", 1, 1, cmd_ls, "ls PATH", NULL},
+    {"rm", "rv:", 1, 1, cmd_rm, "rm [-r] [-v VERSION] PATH", NULL},
+    {"stat", "", 1, 1, cmd_stat, "stat PATH", NULL},
+    {"sync", "", 1, 1, cmd_sync, "sync PATH", NULL},
+    {"watch", "r", 1, 1, cmd_watch, "watch [-r] PATH", NULL},
+    {"policy", "", 1, 2, cmd_policy, "policy DIR [ephemeral,sequential|none]", NULL},
+    {"mount", NULL, 0, 0, NULL, "mount SERVERS MOUNTPOINT [-o OPTION,...]", cmd_mount},
+    {"umount", NULL, 0, 0, NULL, "umount [-z] MOUNTPOINT", cmd_umount},
+    {"status", NULL, 0, 0, NULL, "status [SERVERS]", cmd_status},
+    {"lock", NULL, 0, 0, not_implemented, NULL, NULL},
 };
 
 /* Command flags (bundled or not, values attached or next) and positionals; after "--" all
@@ -904,6 +1134,8 @@ int main(int argc, char **argv)
     if (!cmd)
         return usage_error("unknown command '%s'", cmdname);
     x.cmd = cmd->name;
+    if (cmd->raw)
+        return cmd->raw(&x, rest, nrest);
     if (!cmd->flags)
         return cmd->run(&x, NULL);
     static struct args a;

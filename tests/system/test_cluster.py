@@ -190,3 +190,16 @@ def test_observer_serves_reads_and_does_not_vote(make_cluster):
                 downs.append(r)
     wait_until(lambda: mode(obs) not in ("observer",), what="the observer to stop serving")
 
+
+def test_mountctl_status(make_cluster):
+    import json
+    cl = make_cluster(3)
+    cl.members[0].mc.ok("create", "/s", "x")
+    rows = json.loads(cl.members[0].mc.ok("-w", "json", "status", cl.servers))
+    assert sorted(r["role"] for r in rows) == ["follower", "follower", "leader"]
+    assert {r["id"] for r in rows} == {1, 2, 3}
+    assert all(r["serving"] and r["znodes"] >= 2 and r["epoch"] >= 1 for r in rows)
+    cl.members[2].kill()
+    r = cl.members[0].mc.run("status", cl.servers)
+    assert r.returncode != 0
+    assert "unreachable" in r.stdout.decode()
