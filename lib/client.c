@@ -1147,7 +1147,7 @@ static void on_write(uv_write_t *req, int status)
 static int write_frames(struct zc *c, struct conn *conn, uint8_t **frames, size_t *lens, unsigned n)
 {
     struct wreq *w = malloc(sizeof(*w) + n * sizeof(void *));
-    uv_buf_t bufs[MAX_BATCH];
+    uv_buf_t bufs[MAX_BATCH] = {{0}};
     assert(n <= MAX_BATCH);
     if (!w) {
         for (unsigned i = 0; i < n; i++)
