@@ -2,6 +2,7 @@
 leader killed under load, whole-cluster restarts, a frozen majority, catch-up by DIFF and
 SNAP, observers."""
 
+import json
 import os
 import random
 import signal
@@ -192,7 +193,6 @@ def test_observer_serves_reads_and_does_not_vote(make_cluster):
 
 
 def test_mountctl_status(make_cluster):
-    import json
     cl = make_cluster(3)
     cl.members[0].mc.ok("create", "/s", "x")
     rows = json.loads(cl.members[0].mc.ok("-w", "json", "status", cl.servers))
@@ -203,3 +203,35 @@ def test_mountctl_status(make_cluster):
     r = cl.members[0].mc.run("status", cl.servers)
     assert r.returncode != 0
     assert "unreachable" in r.stdout.decode()
+
+
+def test_mount_keeps_session_and_ephemerals_when_its_replica_dies(make_replica, make_mount):
+    """A mount of the whole cluster: the replica it is attached to is killed with -9; the
+    mount moves to another replica keeping its session, so its ephemeral files stay."""
+    cl = Cluster(make_replica, 3).start()
+    cl.members[0].mc.ok("create", "/eph", "")
+    cl.members[0].mc.ok("policy", "/eph", "ephemeral")
+    m = make_mount(cl.servers, opts=("session_timeout=4000",))
+    with open(m.path("eph", "mine"), "w") as f:
+        f.write("alive")
+    sid = None
+    for r in cl.members:
+        out = r.mc.run("-w", "json", "stat", "/eph/mine")
+        if out.returncode == 0:
+            sid = json.loads(out.stdout)["ephemeralOwner"]
+            break
+    assert sid
+    # kill the replica holding the mount's connection (the one whose cons lists the session)
+    victim = next(r for r in cl.members if f"sid=0x{sid:x}" in (r.fourlw("cons") or ""))
+    victim.kill()
+    survivor = next(r for r in cl.members if r is not victim)
+    cl.wait_serving(members=[r for r in cl.members if r.running()])
+    # the mount still works and its ephemeral file is still there, everywhere
+    wait_until(lambda: os.path.exists(m.path("eph", "mine")), what="the mount to come back")
+    with open(m.path("eph", "after"), "w") as f:
+        f.write("still me")
+    survivor.mc.ok("sync", "/")
+    names = survivor.mc.ok("ls", "/eph").split()
+    assert names == ["after", "mine"]
+    st = json.loads(survivor.mc.ok("-w", "json", "stat", "/eph/after"))
+    assert st["ephemeralOwner"] == sid
