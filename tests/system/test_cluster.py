@@ -30,15 +30,16 @@ def get(r, path):
         c.close()
 
 
-def test_one_leader_and_writes_everywhere(make_cluster):
-    cl = make_cluster(3)
+@pytest.mark.parametrize("n", [3, 5])
+def test_one_leader_and_writes_everywhere(make_cluster, n):
+    cl = make_cluster(n)
     modes = sorted(mode(r) for r in cl.members)
-    assert modes == ["follower", "follower", "leader"]
+    assert modes == ["follower"] * (n - 1) + ["leader"]
     for i, r in enumerate(cl.members):
         r.mc.ok("create", f"/via{i}", f"data{i}")
     for r in cl.members:
         r.mc.ok("sync", "/")
-        assert r.mc.ok("ls", "/").split() == ["via0", "via1", "via2"]
+        assert r.mc.ok("ls", "/").split() == [f"via{i}" for i in range(n)]
         assert get(r, "/via1") == b"data1"
 
 
@@ -101,8 +102,9 @@ def assert_all_present(cl, paths):
         assert not missing, f"{r.name} lost {len(missing)} acknowledged writes, e.g. {missing[:5]}"
 
 
-def test_leader_killed_under_load(make_cluster):
-    cl = make_cluster(3)
+@pytest.mark.parametrize("n", [3, 5])
+def test_leader_killed_under_load(make_cluster, n):
+    cl = make_cluster(n)
     w = Writers(cl)
     wait_until(lambda: w.count() >= 100, what="writes before the kill")
     old = cl.leader()
