@@ -333,16 +333,6 @@ static void role_changed(struct cluster *c, const struct zab_action *a)
     }
     if (a->role == ZAB_LEADING && a->serving && !(was_leader && was_serving))
         server_reset_session_clocks(s);
-    if (a->role == ZAB_LEADING && !was_leader) {
-        /* A learner may have decided first and sent FOLLOWERINFO while this server was still
-         * looking (the core drops it). As ZooKeeper's learners connect to the leader's quorum
-         * port only once it leads, the links start afresh now: each learner rejoins through
-         * the election (which the established leader answers at once) and says FOLLOWERINFO
-         * to a leader that listens. */
-        for (int i = 0; i < s->cfg.n_servers; i++)
-            if (s->cfg.servers[i].id != s->cfg.myid)
-                peer_drop(c->net, s->cfg.servers[i].id);
-    }
 }
 
 static void do_action(struct cluster *c, struct zab_action *a)

@@ -506,7 +506,10 @@ uint64_t zab_deadline(const struct zab *z)
     if (z->role == ZAB_LEADING)
         return z->ld.next_ping;
     uint32_t ticks = z->ln.phase == LN_BROADCAST ? z->sync_limit : z->init_limit;
-    return z->ln.last_heard + zab_timeout_ms(z, ticks) + 1;
+    uint64_t d = z->ln.last_heard + zab_timeout_ms(z, ticks) + 1;
+    if (z->ln.phase == LN_LEADERINFO && z->ln.info_sent + zab_timeout_ms(z, 1) < d)
+        d = z->ln.info_sent + zab_timeout_ms(z, 1);
+    return d;
 }
 
 void zab_get_status(const struct zab *z, struct zab_status *out)

@@ -245,6 +245,12 @@ void learner_ack_progress(struct zab *z)
 void learner_tick(struct zab *z)
 {
     uint32_t ticks = z->ln.phase == LN_BROADCAST ? z->sync_limit : z->init_limit;
-    if (z->now - z->ln.last_heard > zab_timeout_ms(z, ticks))
+    if (z->now - z->ln.last_heard > zab_timeout_ms(z, ticks)) {
         zab_go_looking(z, ZAB_ENOTLEADER); /* the leader went silent: back to election */
+        return;
+    }
+    /* The leader may have dropped my FOLLOWERINFO while it was still deciding (ZooKeeper's
+     * learner retries its connection the same way): say it again every tick. */
+    if (z->ln.phase == LN_LEADERINFO && z->now - z->ln.info_sent >= zab_timeout_ms(z, 1))
+        learner_send_info(z);
 }
