@@ -342,43 +342,25 @@ static int handle_request(struct conn *c, struct request *r)
     return 0;
 }
 
-static void handle_native(struct conn *c)
+static int decode_native(struct conn *c, const uint8_t *p, size_t n, struct request **r)
 {
-    struct server *s = c->srv;
-    const uint8_t *p;
-    size_t n;
-    int rc;
-    while (!c->closing && (rc = frame_reader_next(&c->rd, &p, &n)) == 1) {
-        struct request *r = NULL;
-        c->received++;
-        s->stats.received++;
-        rc = native_decode(s, p, n, &r);
-        if (rc == 0) {
-            r->wire_len = (uint32_t)n;
-            rc = handle_request(c, r);
-        } else {
-            LOG_WARN("%s: malformed request (%s); closing", c->peer, err_msg(rc));
-        }
-        if (rc) {
-            if (r && !r->conn)
-                request_free(r);
-            conn_close(c);
-            return;
-        }
-    }
-    if (rc < 0 && !c->closing) {
-        LOG_WARN("%s: frame length over the limit; closing", c->peer);
-        conn_close(c);
-        return;
-    }
-    process_queue(c);
-    if (!c->closing)
-        maybe_pause(c);
+    return native_decode(c->srv, p, n, r);
 }
 
 /* ZooKeeper's wire protocol: the first frame is a ConnectRequest, every later one a
- * RequestHeader and a record. Malformed input closes this connection only. */
-static void handle_jute(struct conn *c)
+ * RequestHeader and a record. */
+static int decode_jute(struct conn *c, const uint8_t *p, size_t n, struct request **r)
+{
+    if (c->jute.connected)
+        return jute_decode(p, n, r);
+    int rc = jute_decode_connect(p, n, r, &c->jute.readonly_field);
+    c->jute.connected = rc == 0;
+    return rc;
+}
+
+/* Takes every whole frame buffered; malformed input closes this connection only. */
+static void handle_frames(struct conn *c,
+                          int (*decode)(struct conn *, const uint8_t *, size_t, struct request **))
 {
     struct server *s = c->srv;
     const uint8_t *p;
@@ -388,17 +370,13 @@ static void handle_jute(struct conn *c)
         struct request *r = NULL;
         c->received++;
         s->stats.received++;
-        if (!c->jute.connected) {
-            rc = jute_decode_connect(p, n, &r, &c->jute.readonly_field);
-            c->jute.connected = rc == 0;
-        } else {
-            rc = jute_decode(p, n, &r);
-        }
+        rc = decode(c, p, n, &r);
         if (rc == 0) {
             r->wire_len = (uint32_t)n;
             rc = handle_request(c, r);
         } else {
-            LOG_WARN("%s: malformed ZooKeeper request (%s); closing", c->peer, err_msg(rc));
+            LOG_WARN("%s: malformed %srequest (%s); closing", c->peer,
+                     c->proto == CONN_JUTE ? "ZooKeeper " : "", err_msg(rc));
         }
         if (rc) {
             if (r && !r->conn)
@@ -501,9 +479,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (c->proto == CONN_UNKNOWN)
         detect(c);
     if (c->proto == CONN_NATIVE && !c->closing)
-        handle_native(c);
+        handle_frames(c, decode_native);
     else if (c->proto == CONN_JUTE && !c->closing)
-        handle_jute(c);
+        handle_frames(c, decode_jute);
 }
 
 static void peer_name(struct conn *c)
