@@ -169,10 +169,14 @@ def test_member_catches_up(make_cluster, writes):
     replies = [c.recv() for _ in range(writes)]
     assert all(m.reply.err == 0 for m in replies)
     c.close()
+    before = lagging.log().count("installed")
     lagging.start(wait=False)
     cl.wait_serving()
     lagging.mc.ok("sync", "/")
     assert len(lagging.mc.ok("ls", "/").split()) == writes
+    # the leader keeps 500 committed txns for DIFF: beyond that the member gets a SNAP
+    snapped = lagging.log().count("installed") > before
+    assert snapped == (writes > 500), lagging.log()[-2000:]
 
 
 def test_observer_serves_reads_and_does_not_vote(make_cluster):
