@@ -78,10 +78,12 @@ def test_sequential_and_ephemeral_nodes(ensemble):
     assert made == [f"/seq/n-{i:010d}" for i in range(3)]
     e = a.create("/seq/e-", b"", ephemeral=True, sequence=True)
     assert e == "/seq/e-0000000003"
+    b.sync("/seq")  # b is on another server: sync before reading a's writes
     assert b.exists(e).ephemeralOwner == a.client_id[0]
     with pytest.raises(NoChildrenForEphemeralsError):
         a.create(e + "/child")
     a.stop()  # closeSession: its ephemerals go at once
+    b.sync("/seq")
     assert b.exists(e) is None
     assert sorted(b.get_children("/seq")) == [p.split("/")[-1] for p in made]
 
@@ -256,6 +258,7 @@ def test_barrier(ensemble):
     a, b = ensemble.kazoo(0), ensemble.kazoo(1)
     barrier = Barrier(a, "/barrier")
     barrier.create()
+    b.sync("/barrier")  # b is on another server: ZooKeeper promises nothing across clients
     assert not Barrier(b, "/barrier").wait(timeout=0.2)
     passed = []
     t = threading.Thread(target=lambda: passed.append(Barrier(b, "/barrier").wait(timeout=10)))
@@ -273,12 +276,14 @@ def test_queue_and_locking_queue(ensemble):
         q.put(item)
     q.put(b"urgent", priority=1)
     qb = Queue(b, "/queue")
+    b.sync("/queue")
     assert len(qb) == 4
     assert [qb.get() for _ in range(4)] == [b"urgent", b"one", b"two", b"three"]
     assert qb.get() is None
     lq = LockingQueue(a, "/lqueue")
     lq.put_all([b"x", b"y"])
     lb = LockingQueue(b, "/lqueue")
+    b.sync("/lqueue")
     assert lb.get(timeout=5) == b"x"
     assert lb.consume()
     assert lb.get(timeout=5) == b"y" and lb.consume()
