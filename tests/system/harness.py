@@ -45,10 +45,27 @@ def wait_for(cond, timeout=10.0, interval=0.02, what=None):
         interval = min(interval * 1.5, 0.2)
 
 
+# Ports handed to servers come from below the kernel's ephemeral range (32768+ by default),
+# so an outgoing connection (a peer link, a client) can never take a port a server is about
+# to listen on, and no port is handed out twice in one run: binding to port 0 and closing
+# can return the same port to two callers in a row. The start depends on the pid so that
+# two runs side by side rarely meet.
+_PORT_LOW, _PORT_HIGH = 10000, 32000
+_next_port = _PORT_LOW + (os.getpid() * 97) % (_PORT_HIGH - _PORT_LOW)
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    global _next_port
+    for _ in range(_PORT_HIGH - _PORT_LOW):
+        port = _next_port
+        _next_port = _PORT_LOW + (_next_port + 1 - _PORT_LOW) % (_PORT_HIGH - _PORT_LOW)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def fourlw(port, word, timeout=5.0, host="127.0.0.1"):
