@@ -61,16 +61,15 @@ void conn_close(struct conn *c)
         r = next;
     }
     c->q_head = c->q_tail = NULL;
+    outbuf_close(&c->out);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
 static void maybe_resume(struct conn *c);
 
-static void on_written(uv_write_t *req, int status)
+static void on_out_done(struct outbuf *b, int status)
 {
-    struct write_req *w = (struct write_req *)req;
-    struct conn *c = w->c;
-    free(w);
+    struct conn *c = (struct conn *)((char *)b - offsetof(struct conn, out));
     if (status < 0) {
         if (!c->closing)
             LOG_DEBUG("write to %s failed: %s", c->peer, uv_strerror(status));
@@ -84,20 +83,10 @@ void conn_send(struct conn *c, const uint8_t *buf, size_t len)
 {
     if (c->closing)
         return;
-    struct write_req *w = malloc(sizeof(*w) + len);
-    if (!w) {
+    /* On failure the connection is not closed here: callers may be walking the watch
+     * table. It closes when the write or the read side fails. */
+    if (outbuf_add(&c->out, buf, len, NULL, 0)) {
         LOG_ERROR("out of memory sending to %s", c->peer);
-        return;
-    }
-    w->c = c;
-    memcpy(w->data, buf, len);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
-    if (rc) {
-        /* Not closed here: callers may be walking the watch table. The read side sees the
-         * broken socket and closes it. */
-        LOG_DEBUG("write to %s failed: %s", c->peer, uv_strerror(rc));
-        free(w);
         return;
     }
     c->sent++;
@@ -223,9 +212,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 static void maybe_pause(struct conn *c)
 {
-    if (!c->paused &&
-        (c->q_len >= CONN_MAX_QUEUE || c->q_bytes >= CONN_MAX_QUEUE_BYTES ||
-         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > CONN_MAX_WRITE_QUEUE)) {
+    if (!c->paused && (c->q_len >= CONN_MAX_QUEUE || c->q_bytes >= CONN_MAX_QUEUE_BYTES ||
+                       outbuf_queued(&c->out) > CONN_MAX_WRITE_QUEUE)) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->paused = 1;
     }
@@ -235,7 +223,7 @@ static void maybe_resume(struct conn *c)
 {
     if (c->paused && !c->closing && c->q_len < CONN_MAX_QUEUE / 2 &&
         c->q_bytes < CONN_MAX_QUEUE_BYTES / 2 &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= CONN_MAX_WRITE_QUEUE / 2) {
+        outbuf_queued(&c->out) <= CONN_MAX_WRITE_QUEUE / 2) {
         c->paused = 0;
         uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
     }
@@ -522,6 +510,7 @@ void conn_accept(struct server *s, uv_stream_t *listener)
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
+    outbuf_init(&c->out, &s->outq, (uv_stream_t *)&c->tcp, on_out_done);
     frame_reader_init(&c->rd, s->cfg.max_data + CONN_FRAME_OVERHEAD);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp)) {
         uv_close((uv_handle_t *)&c->tcp, on_closed);

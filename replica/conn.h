@@ -4,6 +4,7 @@
 
 #include "acl.h"
 #include "frame.h"
+#include "outbuf.h"
 #include "request.h"
 #include "watch.h"
 
@@ -16,6 +17,7 @@ enum conn_proto { CONN_UNKNOWN = 0, CONN_NATIVE, CONN_JUTE, CONN_4LW };
 struct conn {
     struct server *srv;
     uv_tcp_t tcp;
+    struct outbuf out; /* replies and events, written once per loop iteration */
     enum conn_proto proto;
     struct frame_reader rd;
     struct watch_owner watches;

@@ -2,6 +2,7 @@
 #include "peer.h"
 
 #include "frame.h"
+#include "outbuf.h"
 #include "log.h"
 
 #include <errno.h>
@@ -22,6 +23,7 @@ struct peer;
 
 struct link {
     uv_tcp_t tcp;
+    struct outbuf out; /* messages, written once per loop iteration */
     uv_connect_t connect;
     struct peer_net *net;
     struct peer *peer; /* accepted links: set by the hello */
@@ -43,6 +45,7 @@ struct peer {
 
 struct peer_net {
     uv_loop_t *loop;
+    struct outq outq;
     uv_tcp_t listener;
     uint32_t myid;
     struct peer peers[CONFIG_MAX_SERVERS];
@@ -53,12 +56,6 @@ struct peer_net {
     struct link *links;
     int handles; /* open uv handles: the struct goes with the last one */
     int stopping;
-};
-
-struct link_write {
-    uv_write_t req;
-    struct link *l;
-    uint8_t data[];
 };
 
 static void handle_closed(uv_handle_t *h)
@@ -109,14 +106,13 @@ static void link_close(struct link *l)
         if (p->dial)
             schedule_redial(p);
     }
+    outbuf_close(&l->out);
     uv_close((uv_handle_t *)&l->tcp, link_closed);
 }
 
-static void on_written(uv_write_t *req, int status)
+static void on_out_done(struct outbuf *b, int status)
 {
-    struct link_write *w = (struct link_write *)req;
-    struct link *l = w->l;
-    free(w);
+    struct link *l = (struct link *)((char *)b - offsetof(struct link, out));
     if (status < 0 && !l->closing)
         link_close(l);
 }
@@ -124,26 +120,12 @@ static void on_written(uv_write_t *req, int status)
 static int link_write(struct link *l, const uint8_t *prefix, size_t plen, const uint8_t *data,
                       size_t len)
 {
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) > MAX_WRITE_QUEUE) {
+    if (outbuf_queued(&l->out) > MAX_WRITE_QUEUE) {
         LOG_WARN("peer %u: not reading; dropping the connection", l->peer ? l->peer->id : 0);
         link_close(l);
         return -ENOTCONN;
     }
-    struct link_write *w = malloc(sizeof(*w) + plen + len);
-    if (!w)
-        return -ENOMEM;
-    w->l = l;
-    memcpy(w->data, prefix, plen);
-    if (len)
-        memcpy(w->data + plen, data, len);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)(plen + len));
-    int rc = uv_write(&w->req, (uv_stream_t *)&l->tcp, &b, 1, on_written);
-    if (rc) {
-        free(w);
-        link_close(l);
-        return -ENOTCONN;
-    }
-    return 0;
+    return outbuf_add(&l->out, prefix, plen, data, len);
 }
 
 int peer_send(struct peer_net *n, uint32_t to, const uint8_t *frame, size_t len)
@@ -163,7 +145,7 @@ size_t peer_queued(struct peer_net *n, uint32_t id)
     struct peer *p = find_peer(n, id);
     if (!p || !p->link || p->link->closing)
         return 0;
-    return uv_stream_get_write_queue_size((uv_stream_t *)&p->link->tcp);
+    return outbuf_queued(&p->link->out);
 }
 
 int peer_up(struct peer_net *n, uint32_t id)
@@ -268,6 +250,7 @@ static struct link *link_new(struct peer_net *n)
     n->links = l;
     uv_tcp_init(n->loop, &l->tcp);
     l->tcp.data = l;
+    outbuf_init(&l->out, &n->outq, (uv_stream_t *)&l->tcp, on_out_done);
     n->handles++;
     frame_reader_init(&l->rd, PEER_MAX_FRAME);
     return l;
@@ -401,6 +384,8 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct config *
         rc = -EINVAL;
         goto fail;
     }
+    outq_init(&n->outq, loop);
+    n->handles++;
     uv_tcp_init(loop, &n->listener);
     n->listener.data = n;
     n->handles++;
@@ -438,6 +423,10 @@ void peer_net_stop(struct peer_net *n)
             n->listener.data = n;
             uv_close((uv_handle_t *)&n->listener, handle_closed);
         }
+    }
+    if (n->outq.prepare.loop && !uv_is_closing((uv_handle_t *)&n->outq.prepare)) {
+        n->outq.prepare.data = n;
+        outq_close(&n->outq, handle_closed);
     }
     if (n->handles == 0)
         free(n);

@@ -802,6 +802,7 @@ int server_start(struct server *s, char **err)
         uv_close((uv_handle_t *)&s->listener, NULL);
         return rc;
     }
+    outq_init(&s->outq, s->loop);
     uv_timer_init(s->loop, &s->tick_timer);
     s->tick_timer.data = s;
     uint64_t half_tick = (uint64_t)(s->cfg.tick_time / 2 > 0 ? s->cfg.tick_time / 2 : 1);
@@ -841,6 +842,7 @@ void server_stop(struct server *s)
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     while (s->conns)
         conn_close(s->conns);
+    outq_close(&s->outq, NULL);
     if (s->cluster) {
         /* proposals not yet committed stay in the log; their clients are gone */
         cluster_stop(s->cluster);

@@ -4,6 +4,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "outbuf.h"
 #include "prep.h"
 #include "request.h"
 #include "session.h"
@@ -32,6 +33,7 @@ struct server {
     struct watch_mgr watches;
     struct session_tracker sessions;
     uv_tcp_t listener;
+    struct outq outq; /* the connections' coalesced writes */
     uv_timer_t tick_timer;
     uv_timer_t container_timer;
     uv_signal_t sig_term, sig_int;
