@@ -167,11 +167,18 @@ void zab_send_simple(struct zab *z, uint32_t to, enum zab_msg_type t, uint64_t s
 
 zxid_t zab_durable_zxid(const struct zab *z)
 {
-    for (size_t i = z->log.len; i > 0; i--) {
-        const struct zentry *e = zlog_at(&z->log, i - 1);
-        if (e->seq <= z->seq_durable)
-            return e->zxid;
+    /* Persist sequence numbers grow along the log, so the durable entries are a prefix:
+     * find its end by bisection (this runs for every ACK). */
+    size_t lo = 0, hi = z->log.len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (zlog_at(&z->log, mid)->seq <= z->seq_durable)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    if (lo > 0)
+        return zlog_at(&z->log, lo - 1)->zxid;
     return z->log.base_seq <= z->seq_durable ? z->log.base : 0;
 }
 
