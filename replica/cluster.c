@@ -58,6 +58,7 @@ struct cluster {
     uint32_t leader;
     int serving;
     uint64_t persisted; /* highest seq known durable */
+    int n_sync_points;  /* forwards waiting for a sync point to be applied */
     uint64_t reported;  /* highest seq told to the core */
     uint64_t next_cxid;
     struct fwd *fwds;
@@ -270,6 +271,7 @@ static void on_appended(void *arg, int status)
 static void complete_fwd(struct cluster *c, struct fwd *f, int err, zxid_t zxid)
 {
     HASH_DEL(c->fwds, f);
+    c->n_sync_points -= f->has_sync_point;
     struct request *r = f->req;
     free(f);
     server_complete(c->srv, r, err, zxid);
@@ -304,7 +306,7 @@ static void apply(struct cluster *c, zxid_t zxid, const uint8_t *payload, size_t
         }
     }
     txn_free_contents(&t);
-    if (c->fwds)
+    if (c->n_sync_points) /* not a walk of every forward per txn when there is no sync */
         check_syncs(c);
 }
 
@@ -566,8 +568,9 @@ static int on_recv(void *arg, uint32_t from, const uint8_t *frame, size_t len)
     case PEER_SYNC_POINT: {
         struct fwd *f = NULL;
         HASH_FIND(hh, c->fwds, &m.cxid, sizeof(m.cxid), f);
-        if (f) {
+        if (f && !f->has_sync_point) {
             f->has_sync_point = 1;
+            c->n_sync_points++;
             f->sync_zxid = m.zxid;
             check_syncs(c);
         }
