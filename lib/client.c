@@ -2,6 +2,7 @@
 #include "client.h"
 
 #include "client.pb-c.h"
+#include "client_msg.h"
 #include "err.h"
 #include "frame.h"
 #include "log.h"
@@ -17,7 +18,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define MAX_FRAME (1024 * 1024 + 64 * 1024)
 #define XID_PING (-2)
 #define PASSWD_MAX 64
 #define DEFAULT_TIMEOUT_MS 30000
@@ -28,7 +28,6 @@
 #define MAX_ADDRS 8
 #define MAX_BATCH 256 /* frames per uv_write */
 #define ADDR_LEN 320
-#define PERMS_ALL 31
 
 struct server {
     char *host;
@@ -92,8 +91,7 @@ struct zc {
     /* Fixed by zc_new. */
     struct server *servers;
     int n_servers;
-    char *chroot; /* "" for none */
-    size_t chroot_len;
+    struct client_msg_chroot root;
     int want_timeout_ms;
     int req_timeout_ms;
     zc_event_cb on_event;
@@ -254,40 +252,6 @@ static void strset_clear(struct strset *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* The server path for a client path: the chroot prepended ("/" is the chroot itself). */
-static char *full_path(const struct zc *c, const char *path)
-{
-    if (c->chroot_len && strcmp(path, "/") == 0)
-        path = "";
-    size_t plen = strlen(path);
-    char *s = malloc(c->chroot_len + plen + 1);
-    if (!s)
-        return NULL;
-    memcpy(s, c->chroot, c->chroot_len);
-    memcpy(s + c->chroot_len, path, plen + 1);
-    return s;
-}
-
-/* The client path for a server path (borrowed from p), or NULL if p is outside the chroot. */
-static const char *strip_chroot(const struct zc *c, const char *p)
-{
-    if (!c->chroot_len)
-        return p;
-    if (strncmp(p, c->chroot, c->chroot_len) != 0)
-        return NULL;
-    if (p[c->chroot_len] == 0)
-        return "/";
-    if (p[c->chroot_len] == '/')
-        return p + c->chroot_len;
-    return NULL;
-}
-
-static const char *strip_or_keep(const struct zc *c, const char *p)
-{
-    const char *s = p ? strip_chroot(c, p) : NULL;
-    return s ? s : p;
-}
-
 /* ---- connect string ---- */
 
 static void servers_free(struct server *s, int n)
@@ -357,13 +321,13 @@ static int parse_servers(struct zc *c, const char *str)
     if (slash && slash[1]) {
         if (path_validate(slash, strlen(slash), 0) != 0)
             return ZE_BADARGUMENTS;
-        c->chroot = strdup(slash);
+        c->root.path = strdup(slash);
     } else {
-        c->chroot = strdup("");
+        c->root.path = strdup("");
     }
-    if (!c->chroot)
+    if (!c->root.path)
         return -ENOMEM;
-    c->chroot_len = strlen(c->chroot);
+    c->root.len = strlen(c->root.path);
     int n = 1;
     for (size_t i = 0; i < hlen; i++)
         n += str[i] == ',';
@@ -391,401 +355,7 @@ static int parse_servers(struct zc *c, const char *str)
     return c->n_servers ? 0 : ZE_BADARGUMENTS;
 }
 
-/* ---- requests: zc_req -> protobuf -> frame ---- */
-
-/* Allocations made while building one protobuf request, freed together after packing. */
-struct scratch {
-    void **p;
-    size_t n, cap;
-    int oom;
-};
-
-static void *scr_keep(struct scratch *s, void *p)
-{
-    if (!p) {
-        s->oom = 1;
-        return NULL;
-    }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        void **np = realloc(s->p, cap * sizeof(*np));
-        if (!np) {
-            free(p);
-            s->oom = 1;
-            return NULL;
-        }
-        s->p = np;
-        s->cap = cap;
-    }
-    s->p[s->n++] = p;
-    return p;
-}
-
-static void *scr_calloc(struct scratch *s, size_t n, size_t size)
-{
-    return scr_keep(s, calloc(n ? n : 1, size));
-}
-
-static void scr_free(struct scratch *s)
-{
-    for (size_t i = 0; i < s->n; i++)
-        free(s->p[i]);
-    free(s->p);
-    memset(s, 0, sizeof(*s));
-}
-
-static char *scr_path(struct scratch *s, const struct zc *c, const char *path)
-{
-    return scr_keep(s, full_path(c, path));
-}
-
-static int is_sequential(int mode)
-{
-    return mode == ZC_PERSISTENT_SEQUENTIAL || mode == ZC_EPHEMERAL_SEQUENTIAL ||
-           mode == ZC_PERSISTENT_SEQUENTIAL_WITH_TTL;
-}
-
-static int check_path(const char *path, int sequential)
-{
-    if (!path)
-        return ZE_BADARGUMENTS;
-    return path_validate(path, strlen(path), sequential);
-}
-
-static int validate(const struct zc_req *r, int in_multi)
-{
-    switch (r->op) {
-    case ZC_OP_CREATE:
-        if (r->mode < ZC_PERSISTENT || r->mode > ZC_PERSISTENT_SEQUENTIAL_WITH_TTL)
-            return ZE_BADARGUMENTS;
-        if ((r->mode == ZC_PERSISTENT_WITH_TTL || r->mode == ZC_PERSISTENT_SEQUENTIAL_WITH_TTL) &&
-            r->ttl <= 0)
-            return ZE_BADARGUMENTS;
-        if (r->n_acls && !r->acls)
-            return ZE_BADARGUMENTS;
-        for (uint32_t i = 0; i < r->n_acls; i++)
-            if (!r->acls[i].scheme || !r->acls[i].id)
-                return ZE_BADARGUMENTS;
-        if (r->data_len && !r->data)
-            return ZE_BADARGUMENTS;
-        return check_path(r->path, is_sequential(r->mode));
-    case ZC_OP_SET_DATA:
-        if (r->data_len && !r->data)
-            return ZE_BADARGUMENTS;
-        return check_path(r->path, 0);
-    case ZC_OP_DELETE:
-        return check_path(r->path, 0);
-    case ZC_OP_CHECK:
-        return in_multi ? check_path(r->path, 0) : ZE_BADARGUMENTS;
-    default:
-        break;
-    }
-    if (in_multi)
-        return ZE_BADARGUMENTS;
-    switch (r->op) {
-    case ZC_OP_MULTI:
-        if (r->n_ops && !r->ops)
-            return ZE_BADARGUMENTS;
-        for (uint32_t i = 0; i < r->n_ops; i++) {
-            int rc = validate(&r->ops[i], 1);
-            if (rc)
-                return rc;
-        }
-        return 0;
-    case ZC_OP_SET_ACL:
-        if (r->n_acls && !r->acls)
-            return ZE_BADARGUMENTS;
-        for (uint32_t i = 0; i < r->n_acls; i++)
-            if (!r->acls[i].scheme || !r->acls[i].id)
-                return ZE_BADARGUMENTS;
-        return check_path(r->path, 0);
-    case ZC_OP_ADD_WATCH:
-        if (r->mode != 0 && r->mode != 1)
-            return ZE_BADARGUMENTS;
-        return check_path(r->path, 0);
-    case ZC_OP_REMOVE_WATCHES:
-        if (r->mode < 1 || r->mode > 5)
-            return ZE_BADARGUMENTS;
-        return check_path(r->path, 0);
-    case ZC_OP_GET_DATA:
-    case ZC_OP_EXISTS:
-    case ZC_OP_GET_CHILDREN:
-    case ZC_OP_SYNC:
-    case ZC_OP_GET_ACL:
-    case ZC_OP_SET_META:
-    case ZC_OP_GET_EPHEMERALS:
-        return check_path(r->path, 0);
-    default:
-        return ZE_BADARGUMENTS;
-    }
-}
-
-static Zkfs__Cli__Acl **build_acls(struct scratch *s, const struct zc_acl *acls, uint32_t n,
-                                   size_t *n_out)
-{
-    static const struct zc_acl world = {PERMS_ALL, "world", "anyone"};
-    if (!acls || !n) {
-        acls = &world;
-        n = 1;
-    }
-    Zkfs__Cli__Acl **arr = scr_calloc(s, n, sizeof(*arr));
-    Zkfs__Cli__Acl *a = scr_calloc(s, n, sizeof(*a));
-    if (!arr || !a)
-        return NULL;
-    for (uint32_t i = 0; i < n; i++) {
-        zkfs__cli__acl__init(&a[i]);
-        a[i].perms = acls[i].perms;
-        a[i].scheme = (char *)acls[i].scheme;
-        a[i].id = (char *)acls[i].id;
-        arr[i] = &a[i];
-    }
-    *n_out = n;
-    return arr;
-}
-
-static Zkfs__Cli__CreateRequest *build_create(struct scratch *s, const struct zc *c,
-                                              const struct zc_req *r)
-{
-    Zkfs__Cli__CreateRequest *m = scr_calloc(s, 1, sizeof(*m));
-    if (!m)
-        return NULL;
-    zkfs__cli__create_request__init(m);
-    m->path = scr_path(s, c, r->path);
-    m->has_data = 1;
-    m->data.data = (uint8_t *)r->data;
-    m->data.len = r->data_len;
-    m->acl = build_acls(s, r->acls, r->n_acls, &m->n_acl);
-    m->has_mode = 1;
-    m->mode = r->mode;
-    if (r->mode == ZC_PERSISTENT_WITH_TTL || r->mode == ZC_PERSISTENT_SEQUENTIAL_WITH_TTL) {
-        m->has_ttl = 1;
-        m->ttl = r->ttl;
-    }
-    if (r->has_kind) {
-        m->has_kind = 1;
-        m->kind = r->kind;
-    }
-    if (r->has_policy) {
-        m->has_policy = 1;
-        m->policy = r->policy;
-    }
-    return m;
-}
-
-static Zkfs__Cli__DeleteRequest *build_delete(struct scratch *s, const struct zc *c,
-                                              const struct zc_req *r)
-{
-    Zkfs__Cli__DeleteRequest *m = scr_calloc(s, 1, sizeof(*m));
-    if (!m)
-        return NULL;
-    zkfs__cli__delete_request__init(m);
-    m->path = scr_path(s, c, r->path);
-    m->has_version = 1;
-    m->version = r->version;
-    return m;
-}
-
-static Zkfs__Cli__SetDataRequest *build_set_data(struct scratch *s, const struct zc *c,
-                                                 const struct zc_req *r)
-{
-    Zkfs__Cli__SetDataRequest *m = scr_calloc(s, 1, sizeof(*m));
-    if (!m)
-        return NULL;
-    zkfs__cli__set_data_request__init(m);
-    m->path = scr_path(s, c, r->path);
-    m->has_data = 1;
-    m->data.data = (uint8_t *)r->data;
-    m->data.len = r->data_len;
-    m->has_version = 1;
-    m->version = r->version;
-    return m;
-}
-
-static Zkfs__Cli__CheckRequest *build_check(struct scratch *s, const struct zc *c,
-                                            const struct zc_req *r)
-{
-    Zkfs__Cli__CheckRequest *m = scr_calloc(s, 1, sizeof(*m));
-    if (!m)
-        return NULL;
-    zkfs__cli__check_request__init(m);
-    m->path = scr_path(s, c, r->path);
-    m->has_version = 1;
-    m->version = r->version;
-    return m;
-}
-
-static Zkfs__Cli__PathRequest *build_path_req(struct scratch *s, const struct zc *c,
-                                              const struct zc_req *r, int watch)
-{
-    Zkfs__Cli__PathRequest *m = scr_calloc(s, 1, sizeof(*m));
-    if (!m)
-        return NULL;
-    zkfs__cli__path_request__init(m);
-    m->path = scr_path(s, c, r->path);
-    if (watch) {
-        m->has_watch = 1;
-        m->watch = r->watch != 0;
-    }
-    return m;
-}
-
-static int build_multi(struct scratch *s, const struct zc *c, const struct zc_req *r,
-                       Zkfs__Cli__MultiRequest **out)
-{
-    Zkfs__Cli__MultiRequest *m = scr_calloc(s, 1, sizeof(*m));
-    if (!m)
-        return -ENOMEM;
-    zkfs__cli__multi_request__init(m);
-    m->ops = scr_calloc(s, r->n_ops, sizeof(*m->ops));
-    Zkfs__Cli__Op *ops = scr_calloc(s, r->n_ops, sizeof(*ops));
-    if (!m->ops || !ops)
-        return -ENOMEM;
-    m->n_ops = r->n_ops;
-    for (uint32_t i = 0; i < r->n_ops; i++) {
-        const struct zc_req *o = &r->ops[i];
-        zkfs__cli__op__init(&ops[i]);
-        switch (o->op) {
-        case ZC_OP_CREATE:
-            ops[i].op_case = ZKFS__CLI__OP__OP_CREATE;
-            ops[i].create = build_create(s, c, o);
-            break;
-        case ZC_OP_DELETE:
-            ops[i].op_case = ZKFS__CLI__OP__OP_DELETE;
-            ops[i].delete_ = build_delete(s, c, o);
-            break;
-        case ZC_OP_SET_DATA:
-            ops[i].op_case = ZKFS__CLI__OP__OP_SET_DATA;
-            ops[i].set_data = build_set_data(s, c, o);
-            break;
-        default:
-            ops[i].op_case = ZKFS__CLI__OP__OP_CHECK;
-            ops[i].check = build_check(s, c, o);
-            break;
-        }
-        m->ops[i] = &ops[i];
-    }
-    *out = m;
-    return 0;
-}
-
-/* Fills m from r (pointers into s or borrowed from r). */
-static int build_request(struct scratch *s, const struct zc *c, const struct zc_req *r,
-                         Zkfs__Cli__Request *m)
-{
-    switch (r->op) {
-    case ZC_OP_CREATE:
-        m->op_case = ZKFS__CLI__REQUEST__OP_CREATE;
-        m->create = build_create(s, c, r);
-        break;
-    case ZC_OP_DELETE:
-        m->op_case = ZKFS__CLI__REQUEST__OP_DELETE;
-        m->delete_ = build_delete(s, c, r);
-        break;
-    case ZC_OP_SET_DATA:
-        m->op_case = ZKFS__CLI__REQUEST__OP_SET_DATA;
-        m->set_data = build_set_data(s, c, r);
-        break;
-    case ZC_OP_GET_DATA:
-        m->op_case = ZKFS__CLI__REQUEST__OP_GET_DATA;
-        m->get_data = build_path_req(s, c, r, 1);
-        break;
-    case ZC_OP_EXISTS:
-        m->op_case = ZKFS__CLI__REQUEST__OP_EXISTS;
-        m->exists = build_path_req(s, c, r, 1);
-        break;
-    case ZC_OP_GET_CHILDREN:
-        m->op_case = ZKFS__CLI__REQUEST__OP_GET_CHILDREN;
-        m->get_children = build_path_req(s, c, r, 1);
-        break;
-    case ZC_OP_SYNC:
-        m->op_case = ZKFS__CLI__REQUEST__OP_SYNC;
-        m->sync = build_path_req(s, c, r, 0);
-        break;
-    case ZC_OP_GET_ACL:
-        m->op_case = ZKFS__CLI__REQUEST__OP_GET_ACL;
-        m->get_acl = build_path_req(s, c, r, 0);
-        break;
-    case ZC_OP_GET_EPHEMERALS:
-        m->op_case = ZKFS__CLI__REQUEST__OP_GET_EPHEMERALS;
-        m->get_ephemerals = build_path_req(s, c, r, 0);
-        break;
-    case ZC_OP_MULTI: {
-        m->op_case = ZKFS__CLI__REQUEST__OP_MULTI;
-        int rc = build_multi(s, c, r, &m->multi);
-        if (rc)
-            return rc;
-        break;
-    }
-    case ZC_OP_SET_ACL: {
-        Zkfs__Cli__SetAclRequest *a = scr_calloc(s, 1, sizeof(*a));
-        if (!a)
-            return -ENOMEM;
-        zkfs__cli__set_acl_request__init(a);
-        a->path = scr_path(s, c, r->path);
-        a->acl = build_acls(s, r->acls, r->n_acls, &a->n_acl);
-        a->has_version = 1;
-        a->version = r->version;
-        m->op_case = ZKFS__CLI__REQUEST__OP_SET_ACL;
-        m->set_acl = a;
-        break;
-    }
-    case ZC_OP_ADD_WATCH: {
-        Zkfs__Cli__AddWatchRequest *a = scr_calloc(s, 1, sizeof(*a));
-        if (!a)
-            return -ENOMEM;
-        zkfs__cli__add_watch_request__init(a);
-        a->path = scr_path(s, c, r->path);
-        a->mode = r->mode;
-        m->op_case = ZKFS__CLI__REQUEST__OP_ADD_WATCH;
-        m->add_watch = a;
-        break;
-    }
-    case ZC_OP_REMOVE_WATCHES: {
-        Zkfs__Cli__RemoveWatchesRequest *a = scr_calloc(s, 1, sizeof(*a));
-        if (!a)
-            return -ENOMEM;
-        zkfs__cli__remove_watches_request__init(a);
-        a->path = scr_path(s, c, r->path);
-        a->type = r->mode;
-        m->op_case = ZKFS__CLI__REQUEST__OP_REMOVE_WATCHES;
-        m->remove_watches = a;
-        break;
-    }
-    case ZC_OP_SET_META: {
-        Zkfs__Cli__SetMetaRequest *a = scr_calloc(s, 1, sizeof(*a));
-        if (!a)
-            return -ENOMEM;
-        zkfs__cli__set_meta_request__init(a);
-        a->path = scr_path(s, c, r->path);
-        a->has_kind = r->has_kind != 0;
-        a->kind = r->kind;
-        a->has_policy = r->has_policy != 0;
-        a->policy = r->policy;
-        m->op_case = ZKFS__CLI__REQUEST__OP_SET_META;
-        m->set_meta = a;
-        break;
-    }
-    default:
-        return ZE_BADARGUMENTS;
-    }
-    return s->oom ? -ENOMEM : 0;
-}
-
-/* Packs m into a malloc'd length-prefixed frame. */
-static int pack_frame(const Zkfs__Cli__Request *m, uint8_t **out, size_t *len)
-{
-    size_t n = zkfs__cli__request__get_packed_size(m);
-    if (n > MAX_FRAME)
-        return -EMSGSIZE;
-    uint8_t *buf = malloc(4 + n);
-    if (!buf)
-        return -ENOMEM;
-    frame_put_u32(buf, (uint32_t)n);
-    zkfs__cli__request__pack(m, buf + 4);
-    *out = buf;
-    *len = 4 + n;
-    return 0;
-}
+/* ---- xids ---- */
 
 static int32_t new_xid_locked(struct zc *c)
 {
@@ -800,186 +370,6 @@ static int32_t new_xid(struct zc *c)
     int32_t x = new_xid_locked(c);
     pthread_mutex_unlock(&c->mu);
     return x;
-}
-
-/* ---- results ---- */
-
-static void stat_from_pb(struct zc_stat *d, const Zkfs__Cli__Stat *s)
-{
-    d->czxid = s->czxid;
-    d->mzxid = s->mzxid;
-    d->ctime = s->ctime;
-    d->mtime = s->mtime;
-    d->version = s->version;
-    d->cversion = s->cversion;
-    d->aversion = s->aversion;
-    d->ephemeral_owner = s->ephemeral_owner;
-    d->data_length = s->data_length;
-    d->num_children = s->num_children;
-    d->pzxid = s->pzxid;
-    d->kind = s->has_kind ? s->kind : 0;
-    d->policy = s->has_policy ? s->policy : 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Temporaries of a result built over a decoded Reply. */
-struct rtmp {
-    const char **children;
-    struct zc_acl *acls;
-    struct zc_op_result *results;
-};
-
-static void rtmp_free(struct rtmp *t)
-{
-    free(t->children);
-    free(t->acls);
-    free(t->results);
-}
-
-/* Converts rep into r; strings are borrowed from rep, arrays allocated in t. */
-static void result_from_reply(const struct zc *c, const struct pending *p,
-                              const Zkfs__Cli__Reply *rep, struct zc_result *r, struct rtmp *t)
-{
-    memset(r, 0, sizeof(*r));
-    memset(t, 0, sizeof(*t));
-    r->err = err_from_zk(rep->err);
-    r->zxid = rep->zxid;
-    if (rep->stat) {
-        r->has_stat = 1;
-        stat_from_pb(&r->stat, rep->stat);
-    }
-    if (rep->has_data) {
-        r->data = rep->data.data;
-        r->data_len = rep->data.len;
-    }
-    if (rep->path)
-        r->path = strip_or_keep(c, rep->path);
-    if (rep->n_children) {
-        t->children = calloc(rep->n_children, sizeof(*t->children));
-        if (!t->children)
-            goto oom;
-        uint32_t n = 0;
-        for (size_t i = 0; i < rep->n_children; i++) {
-            const char *s = rep->children[i];
-            if (p->op == ZC_OP_GET_EPHEMERALS && !(s = strip_chroot(c, s)))
-                continue;
-            t->children[n++] = s;
-        }
-        qsort(t->children, n, sizeof(*t->children), cmp_str);
-        r->children = t->children;
-        r->n_children = n;
-    }
-    if (rep->n_acl) {
-        t->acls = calloc(rep->n_acl, sizeof(*t->acls));
-        if (!t->acls)
-            goto oom;
-        for (size_t i = 0; i < rep->n_acl; i++) {
-            t->acls[i].perms = rep->acl[i]->perms;
-            t->acls[i].scheme = rep->acl[i]->scheme;
-            t->acls[i].id = rep->acl[i]->id;
-        }
-        r->acls = t->acls;
-        r->n_acls = (uint32_t)rep->n_acl;
-    }
-    if (rep->n_results) {
-        t->results = calloc(rep->n_results, sizeof(*t->results));
-        if (!t->results)
-            goto oom;
-        for (size_t i = 0; i < rep->n_results; i++) {
-            const Zkfs__Cli__OpResult *o = rep->results[i];
-            t->results[i].err = err_from_zk(o->err);
-            t->results[i].path = o->path ? strip_or_keep(c, o->path) : NULL;
-            if (o->stat)
-                stat_from_pb(&t->results[i].stat, o->stat);
-        }
-        r->results = t->results;
-        r->n_results = (uint32_t)rep->n_results;
-    }
-    return;
-oom:
-    rtmp_free(t);
-    memset(t, 0, sizeof(*t));
-    memset(r, 0, sizeof(*r));
-    r->err = -ENOMEM;
-}
-
-static size_t str_size(const char *s)
-{
-    return s ? strlen(s) + 1 : 0;
-}
-
-/* Copies s into the byte area at *pos; returns the copy. */
-static const char *put_str(char *base, size_t *pos, const char *s)
-{
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    memcpy(base + *pos, s, n);
-    const char *out = base + *pos;
-    *pos += n;
-    return out;
-}
-
-/* Deep-copies src into one heap block (d->priv_). */
-static int result_dup(const struct zc_result *src, struct zc_result *d)
-{
-    *d = *src;
-    d->priv_ = NULL;
-    size_t head = src->n_acls * sizeof(struct zc_acl) +
-                  src->n_results * sizeof(struct zc_op_result) + src->n_children * sizeof(char *);
-    size_t bytes = src->data_len + str_size(src->path);
-    for (uint32_t i = 0; i < src->n_children; i++)
-        bytes += str_size(src->children[i]);
-    for (uint32_t i = 0; i < src->n_acls; i++)
-        bytes += str_size(src->acls[i].scheme) + str_size(src->acls[i].id);
-    for (uint32_t i = 0; i < src->n_results; i++)
-        bytes += str_size(src->results[i].path);
-    if (head + bytes == 0)
-        return 0;
-    char *blk = malloc(head + bytes);
-    if (!blk)
-        return -ENOMEM;
-    struct zc_acl *acls = (struct zc_acl *)blk;
-    struct zc_op_result *results = (struct zc_op_result *)(acls + src->n_acls);
-    const char **children = (const char **)(results + src->n_results);
-    char *area = (char *)(children + src->n_children);
-    size_t pos = 0;
-    if (src->data_len) {
-        memcpy(area, src->data, src->data_len);
-        d->data = (const uint8_t *)area;
-        pos = src->data_len;
-    } else {
-        d->data = NULL;
-    }
-    d->path = put_str(area, &pos, src->path);
-    for (uint32_t i = 0; i < src->n_children; i++)
-        children[i] = put_str(area, &pos, src->children[i]);
-    d->children = src->n_children ? children : NULL;
-    for (uint32_t i = 0; i < src->n_acls; i++) {
-        acls[i].perms = src->acls[i].perms;
-        acls[i].scheme = put_str(area, &pos, src->acls[i].scheme);
-        acls[i].id = put_str(area, &pos, src->acls[i].id);
-    }
-    d->acls = src->n_acls ? acls : NULL;
-    for (uint32_t i = 0; i < src->n_results; i++) {
-        results[i] = src->results[i];
-        results[i].path = put_str(area, &pos, src->results[i].path);
-    }
-    d->results = src->n_results ? results : NULL;
-    d->priv_ = blk;
-    return 0;
-}
-
-void zc_result_free(struct zc_result *r)
-{
-    if (!r)
-        return;
-    free(r->priv_);
-    memset(r, 0, sizeof(*r));
 }
 
 /* ---- completion ---- */
@@ -1217,7 +607,7 @@ static int send_internal(struct zc *c, Zkfs__Cli__Request *m, enum pkind kind)
         return -ENOMEM;
     p->kind = kind;
     p->xid = m->xid = new_xid(c);
-    int rc = pack_frame(m, &p->frame, &p->frame_len);
+    int rc = client_msg_pack(m, &p->frame, &p->frame_len);
     if (rc) {
         free(p);
         return rc;
@@ -1234,7 +624,7 @@ static void send_ping(struct zc *c)
     m.ping = 1;
     uint8_t *frame;
     size_t len;
-    if (pack_frame(&m, &frame, &len) < 0)
+    if (client_msg_pack(&m, &frame, &len) < 0)
         return;
     int rc = write_frame(c, c->conn, frame, len);
     if (rc < 0)
@@ -1306,10 +696,10 @@ out:
         free(lists[i]);
 }
 
-static void expire(struct zc *c)
+/* Ends the session for good in state st: the connection closes, zc_submit refuses from now
+ * on, every request not yet answered fails with err, and the watches are forgotten. */
+static void end_session(struct zc *c, enum zc_state st, int err)
 {
-    LOG_WARN("client: session 0x%llx expired", (unsigned long long)c->session_id);
-    c->expired = 1;
     if (c->conn) {
         struct conn *conn = c->conn;
         c->conn = NULL;
@@ -1317,20 +707,27 @@ static void expire(struct zc *c)
     }
     pthread_mutex_lock(&c->mu);
     c->dead = 1;
-    c->state = ZC_EXPIRED;
+    c->state = st;
     c->server[0] = 0;
     struct pqueue sub = c->submitted;
     c->submitted.head = c->submitted.tail = NULL;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->mu);
+    fail_queue(&c->inflight, err);
+    fail_queue(&c->waiting, err);
+    fail_queue(&sub, err);
     strset_clear(&c->w_data);
     strset_clear(&c->w_exist);
     strset_clear(&c->w_child);
     strset_clear(&c->w_pers);
     strset_clear(&c->w_rec);
-    fail_queue(&c->inflight, ZE_SESSIONEXPIRED);
-    fail_queue(&c->waiting, ZE_SESSIONEXPIRED);
-    fail_queue(&sub, ZE_SESSIONEXPIRED);
+}
+
+static void expire(struct zc *c)
+{
+    LOG_WARN("client: session 0x%llx expired", (unsigned long long)c->session_id);
+    c->expired = 1;
+    end_session(c, ZC_EXPIRED, ZE_SESSIONEXPIRED);
     notify_state(c, ZC_EXPIRED, -112);
     if (c->closing)
         finish(c);
@@ -1455,11 +852,10 @@ static void handle_reply(struct zc *c, const Zkfs__Cli__Reply *rep)
     }
     track_reply(c, p, err);
     if (p->cb) {
-        struct zc_result r;
-        struct rtmp t;
-        result_from_reply(c, p, rep, &r, &t);
-        p->cb(p->arg, &r);
-        rtmp_free(&t);
+        struct client_msg_result r;
+        client_msg_result_init(&r, &c->root, p->op, rep);
+        p->cb(p->arg, &r.r);
+        client_msg_result_close(&r);
     }
     pending_free(p);
 }
@@ -1487,12 +883,11 @@ static void handle_event(struct zc *c, const Zkfs__Cli__WatchEvent *we)
     }
     if (!c->on_event)
         return;
-    const char *path = strip_chroot(c, we->path);
-    if (!path) {
+    struct zc_event ev;
+    if (client_msg_event(&c->root, we, &ev) < 0) {
         LOG_DEBUG("client: event for %s outside the chroot", we->path);
         return;
     }
-    struct zc_event ev = {we->type, we->state, path, we->zxid};
     c->on_event(c->arg, &ev);
 }
 
@@ -1604,7 +999,7 @@ static void connect_next_addr(struct zc *c)
     }
     conn->c = c;
     conn->phase = C_CONNECTING;
-    frame_reader_init(&conn->fr, MAX_FRAME);
+    frame_reader_init(&conn->fr, CLIENT_MSG_MAX_FRAME);
     const struct server *srv = &c->servers[c->server_idx];
     snprintf(conn->addr, sizeof(conn->addr), strchr(srv->host, ':') ? "[%s]:%s" : "%s:%s",
              srv->host, srv->port);
@@ -1673,30 +1068,9 @@ static void finish(struct zc *c)
     if (c->finished)
         return;
     c->finished = 1;
-    if (c->conn) {
-        struct conn *conn = c->conn;
-        c->conn = NULL;
-        close_conn(conn);
-    }
     if (c->resolving)
         uv_cancel((uv_req_t *)&c->gai);
-    int err = c->expired ? ZE_SESSIONEXPIRED : ZE_CONNECTIONLOSS;
-    pthread_mutex_lock(&c->mu);
-    c->dead = 1;
-    c->state = ZC_CLOSED;
-    c->server[0] = 0;
-    struct pqueue sub = c->submitted;
-    c->submitted.head = c->submitted.tail = NULL;
-    pthread_cond_broadcast(&c->cond);
-    pthread_mutex_unlock(&c->mu);
-    fail_queue(&c->inflight, err);
-    fail_queue(&c->waiting, err);
-    fail_queue(&sub, err);
-    strset_clear(&c->w_data);
-    strset_clear(&c->w_exist);
-    strset_clear(&c->w_child);
-    strset_clear(&c->w_pers);
-    strset_clear(&c->w_rec);
+    end_session(c, ZC_CLOSED, c->expired ? ZE_SESSIONEXPIRED : ZE_CONNECTIONLOSS);
     notify_state(c, ZC_CLOSED, 7);
     uv_close((uv_handle_t *)&c->async, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -1807,7 +1181,7 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-/* ---- public API ---- */
+/* ---- public API (zc_result_free: client_msg.c, beside the copy it frees) ---- */
 
 int zc_new(struct zc **out, const struct zc_opts *opts)
 {
@@ -1882,7 +1256,7 @@ fail_sync:
     pthread_cond_destroy(&c->cond);
 fail_parse:
     servers_free(c->servers, c->n_servers);
-    free(c->chroot);
+    free(c->root.path);
     free(c);
     return rc;
 }
@@ -1934,7 +1308,7 @@ void zc_free(struct zc *c)
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cond);
     servers_free(c->servers, c->n_servers);
-    free(c->chroot);
+    free(c->root.path);
     free(c);
 }
 
@@ -1975,7 +1349,7 @@ int zc_submit(struct zc *c, const struct zc_req *req, zc_cb cb, void *arg)
 {
     if (!req)
         return ZE_BADARGUMENTS;
-    int rc = validate(req, 0);
+    int rc = client_msg_validate(req);
     if (rc)
         return rc;
     struct pending *p = calloc(1, sizeof(*p));
@@ -1997,7 +1371,7 @@ int zc_submit(struct zc *c, const struct zc_req *req, zc_cb cb, void *arg)
     case ZC_OP_REMOVE_WATCHES:
         if (req->op == ZC_OP_ADD_WATCH || req->op == ZC_OP_REMOVE_WATCHES)
             p->watch = req->mode;
-        p->watch_path = full_path(c, req->path);
+        p->watch_path = client_msg_full_path(&c->root, req->path);
         if (!p->watch_path) {
             free(p);
             return -ENOMEM;
@@ -2007,24 +1381,23 @@ int zc_submit(struct zc *c, const struct zc_req *req, zc_cb cb, void *arg)
         break;
     }
 
-    Zkfs__Cli__Request m = ZKFS__CLI__REQUEST__INIT;
-    struct scratch s = {0};
-    rc = build_request(&s, c, req, &m);
+    struct client_msg_req m;
+    rc = client_msg_req_init(&m, &c->root, req);
     pthread_mutex_lock(&c->mu);
     if (rc == 0 && c->dead)
         rc = c->state == ZC_EXPIRED ? ZE_SESSIONEXPIRED : ZE_CONNECTIONLOSS;
     else if (rc == 0 && c->stopping)
         rc = ZE_CONNECTIONLOSS;
     if (rc == 0) {
-        p->xid = m.xid = new_xid_locked(c);
-        rc = pack_frame(&m, &p->frame, &p->frame_len);
+        p->xid = m.m.xid = new_xid_locked(c);
+        rc = client_msg_pack(&m.m, &p->frame, &p->frame_len);
     }
     if (rc == 0) {
         pq_push(&c->submitted, p);
         uv_async_send(&c->async);
     }
     pthread_mutex_unlock(&c->mu);
-    scr_free(&s);
+    client_msg_req_close(&m);
     if (rc)
         pending_free(p);
     return rc;
@@ -2043,7 +1416,7 @@ static void call_done(void *arg, const struct zc_result *r)
 {
     struct call *k = arg;
     struct zc_result copy;
-    if (result_dup(r, &copy) < 0) {
+    if (client_msg_result_dup(r, &copy) < 0) {
         memset(&copy, 0, sizeof(copy));
         copy.err = -ENOMEM;
     }
