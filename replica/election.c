@@ -289,6 +289,17 @@ int election_on_vote(struct election *e, uint64_t now, uint32_t from, const stru
     }
 }
 
+void election_on_connected(struct election *e, uint32_t id)
+{
+    struct election_peer *p = peer(e, id);
+    if (e->state != ELECTION_LOOKING || !p || p->observer || id == e->my_id)
+        return; /* as send_to_voters; decided servers answer the LOOKING peer's own vote */
+    struct election_vote v = e->proposal;
+    v.round = e->round;
+    v.state = ELECTION_LOOKING;
+    e->send(e->ctx, id, &v);
+}
+
 int election_on_tick(struct election *e, uint64_t now, struct election_result *out)
 {
     if (e->state != ELECTION_LOOKING)

@@ -109,6 +109,13 @@ void election_start(struct election *e, uint64_t now, zxid_t last_zxid, uint32_t
 int election_on_vote(struct election *e, uint64_t now, uint32_t from, const struct election_vote *v,
                      struct election_result *out);
 
+/* A connection to peer `id` came up. While LOOKING, it gets my current vote at once: what I sent
+ * before the link existed was dropped, and my vote must not wait for a resend timer (that only
+ * fires after a quiet interval, which votes from the others keep postponing). ZooKeeper's
+ * QuorumCnxManager has the same effect: it keeps the last notification for a peer until a
+ * connection takes it, and sends it again on every new connection. */
+void election_on_connected(struct election *e, uint32_t id);
+
 /* Timers: resend with backoff, and the end of the finalize wait. Same return as above. */
 int election_on_tick(struct election *e, uint64_t now, struct election_result *out);
 

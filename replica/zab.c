@@ -40,6 +40,7 @@ void act_disconnect(struct zab *z, uint32_t to)
     if (!p || !p->connected)
         return;
     p->connected = 0; /* whatever still arrives on that connection belongs to the old session */
+    p->has_early_info = 0;
     struct zqact *qa = q_push(z);
     qa->a.type = ZAB_ACT_DISCONNECT;
     qa->a.to = to;
@@ -247,6 +248,17 @@ void zab_go_looking(struct zab *z, int reason)
     election_start(&z->el, z->now, zlog_last(&z->log), z->current_epoch);
 }
 
+/* A peer takes me for its leader, and I follow someone else: breaking our connection sends it
+ * back to the election now rather than after initLimit ticks, as a ZooKeeper learner gives up
+ * after a few refused connections to a server that does not lead. */
+static void refuse_learner(struct zab *z, struct zpeer *p)
+{
+    if (p->id == z->leader)
+        zab_go_looking(z, ZAB_ENOTLEADER); /* my leader takes me for its own: start over */
+    else
+        act_disconnect(z, p->id);
+}
+
 static void on_decided(struct zab *z, const struct election_result *r)
 {
     reset_roles(z);
@@ -256,9 +268,24 @@ static void on_decided(struct zab *z, const struct election_result *r)
         z->role = ZAB_LEADING;
         act_role(z);
         leader_start(z);
+        /* Learners that decided before me have already said FOLLOWERINFO, once */
+        for (size_t i = 0; i < z->n_peers && z->role == ZAB_LEADING; i++) {
+            struct zpeer *p = &z->peers[i];
+            if (p->has_early_info) {
+                struct zab_msg m = p->early_info;
+                p->has_early_info = 0;
+                leader_on_info(z, p, &m);
+            }
+        }
     } else {
         z->role = r->state == ELECTION_OBSERVING ? ZAB_OBSERVING : ZAB_FOLLOWING;
         act_role(z);
+        for (size_t i = 0; i < z->n_peers; i++) {
+            struct zpeer *p = &z->peers[i];
+            if (p->has_early_info && p->id != z->leader)
+                refuse_learner(z, p);
+            p->has_early_info = 0;
+        }
         learner_start(z);
     }
 }
@@ -425,6 +452,23 @@ int zab_on_message(struct zab *z, uint64_t now, uint32_t from, const struct zab_
     }
     if (!p->connected)
         return 0; /* left over from a connection we closed */
+    if (z->role == ZAB_LOOKING &&
+        (m->type == ZAB_MSG_FOLLOWERINFO || m->type == ZAB_MSG_OBSERVERINFO)) {
+        /* The sender decided that I lead before I did (every decision waits out its own
+         * finalize wait): keep its word for when I decide, as ZooKeeper's leader finds the
+         * learner's connection waiting in its accept queue. The connection is a FIFO stream, so
+         * the latest one is the sender's current session until the link drops. */
+        p->has_early_info = 1;
+        p->early_info = *m;
+        p->early_info.payload = NULL;
+        p->early_info.len = 0;
+        return 0;
+    }
+    if (z->role != ZAB_LEADING &&
+        (m->type == ZAB_MSG_FOLLOWERINFO || m->type == ZAB_MSG_OBSERVERINFO)) {
+        refuse_learner(z, p);
+        return 0;
+    }
     if (z->role == ZAB_LEADING)
         leader_on_msg(z, p, m);
     else if ((z->role == ZAB_FOLLOWING || z->role == ZAB_OBSERVING) && from == z->leader)
@@ -482,7 +526,10 @@ int zab_on_connected(struct zab *z, uint64_t now, uint32_t peer)
     if (!p || peer == z->my_id)
         return 0;
     p->connected = 1;
-    if ((z->role == ZAB_FOLLOWING || z->role == ZAB_OBSERVING) && peer == z->leader)
+    p->has_early_info = 0;
+    if (z->role == ZAB_LOOKING)
+        election_on_connected(&z->el, peer);
+    else if ((z->role == ZAB_FOLLOWING || z->role == ZAB_OBSERVING) && peer == z->leader)
         learner_on_connected(z);
     return 0;
 }
@@ -497,6 +544,7 @@ int zab_on_disconnected(struct zab *z, uint64_t now, uint32_t peer)
         return 0;
     int was = p->connected;
     p->connected = 0;
+    p->has_early_info = 0;
     if (!was)
         return 0;
     if (z->role == ZAB_LEADING && p->h.phase != H_NONE)
@@ -513,10 +561,7 @@ uint64_t zab_deadline(const struct zab *z)
     if (z->role == ZAB_LEADING)
         return z->ld.next_ping;
     uint32_t ticks = z->ln.phase == LN_BROADCAST ? z->sync_limit : z->init_limit;
-    uint64_t d = z->ln.last_heard + zab_timeout_ms(z, ticks) + 1;
-    if (z->ln.phase == LN_LEADERINFO && z->ln.info_sent + zab_timeout_ms(z, 1) < d)
-        d = z->ln.info_sent + zab_timeout_ms(z, 1);
-    return d;
+    return z->ln.last_heard + zab_timeout_ms(z, ticks) + 1;
 }
 
 void zab_get_status(const struct zab *z, struct zab_status *out)

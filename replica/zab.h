@@ -206,6 +206,7 @@ int zab_on_message(struct zab *z, uint64_t now, uint32_t from, const struct zab_
 int zab_on_tick(struct zab *z, uint64_t now);
 /* Every durable operation with seq <= `seq` is on disk. */
 int zab_on_persisted(struct zab *z, uint64_t now, uint64_t seq);
+/* A connection to `peer` is up (while electing, my vote goes out on it at once) or down. */
 int zab_on_connected(struct zab *z, uint64_t now, uint32_t peer);
 int zab_on_disconnected(struct zab *z, uint64_t now, uint32_t peer);
 

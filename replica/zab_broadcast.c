@@ -249,8 +249,4 @@ void learner_tick(struct zab *z)
         zab_go_looking(z, ZAB_ENOTLEADER); /* the leader went silent: back to election */
         return;
     }
-    /* The leader may have dropped my FOLLOWERINFO while it was still deciding (ZooKeeper's
-     * learner retries its connection the same way): say it again every tick. */
-    if (z->ln.phase == LN_LEADERINFO && z->now - z->ln.info_sent >= zab_timeout_ms(z, 1))
-        learner_send_info(z);
 }

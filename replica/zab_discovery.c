@@ -37,8 +37,8 @@ void leader_on_info(struct zab *z, struct zpeer *p, const struct zab_msg *m)
     if ((m->type == ZAB_MSG_OBSERVERINFO) != p->observer)
         return; /* its role disagrees with the static config: ignore it */
     if ((p->h.phase == H_INFO || p->h.phase == H_LEADERINFO) && p->h.session == m->session)
-        return; /* a resend (learner_tick) of a FOLLOWERINFO already taken: LEADERINFO is
-                   on its way, or follows once the epoch is durable */
+        return; /* a repeat of a FOLLOWERINFO already taken: LEADERINFO is on its way, or
+                   follows once the epoch is durable */
     memset(&p->h, 0, sizeof(p->h));
     p->h.phase = H_INFO;
     p->h.session = m->session;
@@ -162,18 +162,13 @@ void learner_start(struct zab *z)
         learner_on_connected(z);
 }
 
-void learner_send_info(struct zab *z)
-{
-    zab_send_simple(z, z->leader, z->observer ? ZAB_MSG_OBSERVERINFO : ZAB_MSG_FOLLOWERINFO,
-                    z->ln.session, z->accepted_epoch, ZXID(z->accepted_epoch, 0));
-    z->ln.info_sent = z->now;
-}
-
 void learner_on_connected(struct zab *z)
 {
     if (z->ln.phase != LN_CONNECT)
         return;
-    learner_send_info(z);
+    /* Said once per session: a leader that has not decided yet keeps it (zab.c, early_info) */
+    zab_send_simple(z, z->leader, z->observer ? ZAB_MSG_OBSERVERINFO : ZAB_MSG_FOLLOWERINFO,
+                    z->ln.session, z->accepted_epoch, ZXID(z->accepted_epoch, 0));
     z->ln.phase = LN_LEADERINFO;
 }
 

@@ -77,6 +77,10 @@ struct zpeer {
     int observer;
     int connected;
     struct zhandler h;
+    /* A FOLLOWERINFO/OBSERVERINFO that came on the current connection while I was LOOKING:
+     * answered if I come to lead, refused if I follow, dropped with the connection. */
+    int has_early_info;
+    struct zab_msg early_info;
 };
 
 enum lphase {
@@ -120,10 +124,9 @@ struct learner_state {
     enum lnphase phase;
     uint64_t session;
     uint64_t started, last_heard;
-    uint64_t info_sent; /* when FOLLOWERINFO went out: resent each tick until LEADERINFO */
-    uint32_t epoch;     /* the leader's epoch (LEADERINFO) */
-    int fresh;          /* I accepted the epoch in this session */
-    uint64_t wait_seq;  /* durable op the current phase waits for */
+    uint32_t epoch;    /* the leader's epoch (LEADERINFO) */
+    int fresh;         /* I accepted the epoch in this session */
+    uint64_t wait_seq; /* durable op the current phase waits for */
     enum sync_mode mode;
     zxid_t point; /* last zxid of the sync stream so far; my log agrees up to it */
     zxid_t snap_z;
@@ -195,7 +198,6 @@ void leader_on_ackepoch(struct zab *z, struct zpeer *p, const struct zab_msg *m)
 void leader_discovery_progress(struct zab *z);
 void learner_start(struct zab *z);
 void learner_on_connected(struct zab *z);
-void learner_send_info(struct zab *z);
 void learner_on_leaderinfo(struct zab *z, const struct zab_msg *m);
 void learner_discovery_progress(struct zab *z);
 void leader_drop(struct zab *z, struct zpeer *p);

@@ -69,6 +69,7 @@ struct heap {
 struct msg {
     int from, to;
     uint64_t gen;
+    uint64_t fifo; /* stream messages: place in its direction's sending order (votes: 0) */
     struct zab_msg m;
     uint8_t *payload;  /* owned copy */
     struct snap *snap; /* SNAP: the sender's applied state, owned reference */
@@ -118,9 +119,11 @@ struct server {
 struct link {
     int up;
     uint64_t gen;
-    uint64_t last[2]; /* per direction: FIFO delivery time */
-    int stalled[2];   /* per direction: blocked, the connection is about to break */
-    int reconnecting; /* an EV_RECONNECT is pending */
+    uint64_t last[2];               /* per direction: FIFO delivery time */
+    uint64_t sent[2], delivered[2]; /* per direction: stream messages numbered, the last handed
+                                       over (the simulator checks its own FIFO promise) */
+    int stalled[2];                 /* per direction: blocked, the connection is about to break */
+    int reconnecting;               /* an EV_RECONNECT is pending */
 };
 
 struct zslot {
@@ -184,6 +187,8 @@ struct sim {
 
 /* sim_net.c: event queue, links, messages */
 void heap_push(struct sim *sim, uint64_t t, int type, int a, int b, uint64_t gen, void *p);
+/* Puts a popped event back for time t, keeping its place among events of equal time. */
+void heap_repush(struct sim *sim, uint64_t t, const struct event *e);
 int heap_pop(struct sim *sim, struct event *out);
 void heap_free(struct sim *sim);
 struct link *link_of(struct sim *sim, int a, int b);

@@ -61,7 +61,7 @@ void chaos_crash_point(struct sim *sim, struct server *s)
 static void pause_server(struct sim *sim, struct server *s, uint64_t ms)
 {
     uint64_t until = sim->now + ms;
-    if (until > s->paused_until) /* only ever extended, so held events keep their order */
+    if (until > s->paused_until) /* only ever extended: held events keep their order */
         s->paused_until = until;
     sim_trace(sim, "server %u paused until %llu", s->id, (unsigned long long)s->paused_until);
 }
@@ -221,8 +221,11 @@ static void run_event(struct sim *sim, const struct event *e)
 {
     int t = target(e);
     if (t >= 0 && sim->s[t].paused_until > sim->now) {
-        /* a stopped process: the event waits, in order, until it runs again */
-        heap_push(sim, sim->s[t].paused_until, e->type, e->a, e->b, e->gen, e->p);
+        /* A stopped process: the event waits until it runs again, keeping its original order.
+         * A fresh sequence number would not: after a pause is extended, events held since
+         * before the extension come back at the old end and would queue behind events that
+         * arrived later (a FIFO stream reordered). */
+        heap_repush(sim, sim->s[t].paused_until, e);
         return;
     }
     switch (e->type) {

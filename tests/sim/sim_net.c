@@ -84,7 +84,7 @@ static int ev_less(const struct event *a, const struct event *b)
     return a->t != b->t ? a->t < b->t : a->seq < b->seq;
 }
 
-void heap_push(struct sim *sim, uint64_t t, int type, int a, int b, uint64_t gen, void *p)
+static void heap_insert(struct sim *sim, struct event e)
 {
     struct heap *h = &sim->heap;
     if (h->n == h->cap) {
@@ -93,8 +93,6 @@ void heap_push(struct sim *sim, uint64_t t, int type, int a, int b, uint64_t gen
         if (!h->v)
             abort();
     }
-    struct event e = {
-        .t = t, .seq = sim->ev_seq++, .type = type, .a = a, .b = b, .gen = gen, .p = p};
     size_t i = h->n++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;
@@ -104,6 +102,20 @@ void heap_push(struct sim *sim, uint64_t t, int type, int a, int b, uint64_t gen
         i = parent;
     }
     h->v[i] = e;
+}
+
+void heap_push(struct sim *sim, uint64_t t, int type, int a, int b, uint64_t gen, void *p)
+{
+    struct event e = {
+        .t = t, .seq = sim->ev_seq++, .type = type, .a = a, .b = b, .gen = gen, .p = p};
+    heap_insert(sim, e);
+}
+
+void heap_repush(struct sim *sim, uint64_t t, const struct event *e)
+{
+    struct event held = *e;
+    held.t = t;
+    heap_insert(sim, held);
 }
 
 int heap_pop(struct sim *sim, struct event *out)
@@ -238,6 +250,7 @@ void net_send(struct sim *sim, int from, const struct zab_action *a)
     if (t < l->last[d])
         t = l->last[d];
     l->last[d] = t;
+    m->fifo = ++l->sent[d];
     heap_push(sim, t, EV_DELIVER, from, to, 0, m);
 }
 
@@ -248,6 +261,13 @@ void net_deliver(struct sim *sim, struct msg *m)
     if (!l->up || l->gen != m->gen || l->stalled[dir(m->from, m->to)] || !s->alive) {
         msg_free(m);
         return;
+    }
+    if (m->fifo) {
+        /* the core is promised FIFO streams: a reordering is the simulator's own bug */
+        uint64_t *last = &l->delivered[dir(m->from, m->to)];
+        if (m->fifo <= *last)
+            sim_fail(sim, "simulator: stream %u->%u reordered", sim->s[m->from].id, s->id);
+        *last = m->fifo;
     }
     if (m->m.type == ZAB_MSG_VOTE)
         sim_trace(sim, "deliver %u->%u VOTE state=%d leader=%u zxid=%#llx round=%llu epoch=%u",

@@ -9,6 +9,7 @@
 
 struct hact {
     enum zab_action_type type;
+    uint32_t to;
     uint64_t seq;
     zxid_t zxid, zxid2;
     enum zab_epoch_kind kind;
@@ -118,6 +119,7 @@ static void drain(struct harness *h, int i)
         if (nd->nacts < HMAX) {
             struct hact *r = &nd->acts[nd->nacts++];
             r->type = a.type;
+            r->to = a.to;
             r->seq = a.seq;
             r->zxid = a.zxid;
             r->zxid2 = a.zxid2;
@@ -306,6 +308,78 @@ static void test_rejoin_without_new_epoch(void)
     CHECK_EQ(status(&h, 0).serving, 1);
     CHECK_EQ(status(&h, 2).epoch, epoch);
     CHECK_EQ(status(&h, 2).election_round, round);
+    h_free(&h);
+}
+
+static size_t count_sends(struct hnode *nd, enum zab_msg_type t, uint32_t to)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < nd->nacts; k++)
+        n += nd->acts[k].type == ZAB_ACT_SEND && nd->acts[k].msg == t && nd->acts[k].to == to;
+    return n;
+}
+
+/* A vote sent before the link was up is lost: the link coming up sends it again at once. Here
+ * the best candidate starts first; nothing it sent reached anyone, and without this the others
+ * would elect among themselves before its resend timer fired. */
+static void test_vote_on_connect(void)
+{
+    struct harness h;
+    struct zab_durable d = {0};
+    h_init(&h, 3, 0);
+    struct zab_config c3 = base_cfg(&h, 3);
+    h_start(&h, 2, &c3, &d);
+    pump(&h); /* its first votes go nowhere: nobody else is up */
+    size_t before = count_sends(&h.node[2], ZAB_MSG_VOTE, 1);
+    for (int i = 0; i < 2; i++) {
+        struct zab_config c = base_cfg(&h, (uint32_t)i + 1);
+        h_start(&h, i, &c, &d);
+    }
+    pump(&h); /* no time passes: no timer fires */
+    CHECK(count_sends(&h.node[2], ZAB_MSG_VOTE, 1) > before);
+    run(&h, 1000);
+    CHECK_EQ(status(&h, 2).role, ZAB_LEADING);
+    CHECK_EQ(status(&h, 0).election_round, 1);
+    CHECK_EQ(status(&h, 2).election_round, 1);
+    h_free(&h);
+}
+
+/* Learners that decide before their leader (each decision ends its own finalize wait) say
+ * FOLLOWERINFO once; the leader keeps it and answers when it decides. */
+static void test_followerinfo_before_leader_decides(void)
+{
+    struct harness h;
+    struct zab_durable d = {0};
+    h_init(&h, 3, 0);
+    for (int i = 0; i < 3; i++) {
+        struct zab_config c = base_cfg(&h, (uint32_t)i + 1);
+        h_start(&h, i, &c, &d);
+    }
+    pump(&h);
+    /* only the future learners' timers run: they decide, the leader is still looking */
+    for (int guard = 0;
+         guard < 100 && (status(&h, 0).role == ZAB_LOOKING || status(&h, 1).role == ZAB_LOOKING);
+         guard++) {
+        uint64_t t = zab_deadline(h.node[0].z);
+        if (zab_deadline(h.node[1].z) < t)
+            t = zab_deadline(h.node[1].z);
+        h.now = t;
+        zab_on_tick(h.node[0].z, h.now);
+        zab_on_tick(h.node[1].z, h.now);
+        pump(&h);
+    }
+    CHECK_EQ(status(&h, 0).role, ZAB_FOLLOWING);
+    CHECK_EQ(status(&h, 1).role, ZAB_FOLLOWING);
+    CHECK_EQ(status(&h, 2).role, ZAB_LOOKING);
+    CHECK_EQ(count_sends(&h.node[0], ZAB_MSG_FOLLOWERINFO, 3), 1);
+    h.now = zab_deadline(h.node[2].z);
+    zab_on_tick(h.node[2].z, h.now);
+    pump(&h); /* no more time passes: everything after the decision is event-driven */
+    CHECK_EQ(status(&h, 2).role, ZAB_LEADING);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(status(&h, i).serving, 1);
+    CHECK_EQ(count_sends(&h.node[0], ZAB_MSG_FOLLOWERINFO, 3), 1);
+    CHECK_EQ(count_sends(&h.node[1], ZAB_MSG_FOLLOWERINFO, 3), 1);
     h_free(&h);
 }
 
@@ -512,6 +586,8 @@ static void test_rejects_bad_durable_state(void)
 int main(void)
 {
     RUN(test_elects_most_recent);
+    RUN(test_vote_on_connect);
+    RUN(test_followerinfo_before_leader_decides);
     RUN(test_rejoin_without_new_epoch);
     RUN(test_diff_keeps_matching_entries);
     RUN(test_trunc_same_epoch);
