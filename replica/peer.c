@@ -30,6 +30,7 @@ struct link {
     struct frame_reader rd;
     int up;
     int closing;
+    int poke;                 /* only says hello to a larger id, which then dials me (see poke) */
     struct link *prev, *next; /* every open link, for stop */
 };
 
@@ -40,6 +41,7 @@ struct peer {
     struct link *link;
     uv_timer_t redial;
     int backoff_ms;
+    int dialing; /* a connect is in flight */
     struct peer_net *net;
 };
 
@@ -74,6 +76,7 @@ static struct peer *find_peer(struct peer_net *n, uint32_t id)
 }
 
 static void schedule_redial(struct peer *p);
+static void dial(struct peer *p);
 
 static void link_closed(uv_handle_t *h)
 {
@@ -187,7 +190,8 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(rbuf, sizeof(rbuf));
 }
 
-/* The accepting side's first 12 bytes: magic, version, the dialer's id. */
+/* The accepting side's first 12 bytes: magic, version, the dialer's id. -1 closes the link with
+ * a warning, -2 quietly. */
 static int read_hello(struct link *l)
 {
     struct peer_net *n = l->net;
@@ -196,9 +200,20 @@ static int read_hello(struct link *l)
     const uint8_t *p = l->rd.buf + l->rd.start;
     uint32_t version = frame_get_u32(p + 4), id = frame_get_u32(p + 8);
     struct peer *peer = find_peer(n, id);
-    if (memcmp(p, PEER_MAGIC, 4) != 0 || version != PEER_VERSION || !peer || peer->dial) {
+    if (memcmp(p, PEER_MAGIC, 4) != 0 || version != PEER_VERSION || !peer) {
         LOG_WARN("peer connection with a bad hello (id %u, version %u); closing", id, version);
         return -1;
+    }
+    if (peer->dial) {
+        /* A poke: that peer has just started and I dial it, now rather than when my backoff
+         * says (ZooKeeper's QuorumCnxManager also drops a connection from a smaller id and
+         * dials back). */
+        if (!peer->link && !peer->dialing && !n->stopping) {
+            uv_timer_stop(&peer->redial);
+            peer->backoff_ms = BACKOFF_MIN_MS;
+            dial(peer);
+        }
+        return -2;
     }
     frame_reader_skip(&l->rd, HELLO_LEN);
     link_up(l, peer);
@@ -212,8 +227,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         link_close(l);
         return;
     }
-    if (nread == 0 || l->closing)
-        return;
+    if (nread == 0 || l->closing || l->poke)
+        return; /* a poke link carries nothing back; the peer closes it after my hello */
     if (frame_reader_feed(&l->rd, (const uint8_t *)buf->base, (size_t)nread)) {
         link_close(l);
         return;
@@ -260,6 +275,15 @@ static void on_connected(uv_connect_t *req, int status)
 {
     struct link *l = req->data;
     struct peer *p = l->peer;
+    if (l->poke) {
+        l->peer = NULL; /* never up: nothing to report, never redialled */
+        if (status < 0 || l->closing || l->net->stopping) {
+            link_close(l);
+            return;
+        }
+    } else if (p) {
+        p->dialing = 0;
+    }
     if (status < 0 || l->closing || l->net->stopping) {
         l->peer = NULL; /* never up: nothing to report */
         if (p && !l->net->stopping)
@@ -273,7 +297,15 @@ static void on_connected(uv_connect_t *req, int status)
     frame_put_u32(hello + 8, l->net->myid);
     uv_tcp_nodelay(&l->tcp, 1);
     if (link_write(l, hello, HELLO_LEN, NULL, 0)) {
+        if (l->poke) {
+            link_close(l);
+            return;
+        }
         schedule_redial(p);
+        return;
+    }
+    if (l->poke) {
+        uv_read_start((uv_stream_t *)&l->tcp, alloc_cb, on_read); /* to see it close */
         return;
     }
     l->peer = NULL;
@@ -297,6 +329,24 @@ static void dial(struct peer *p)
         l->peer = NULL;
         link_close(l);
         schedule_redial(p);
+        return;
+    }
+    p->dialing = 1;
+}
+
+/* At startup, a hello to each peer with a larger id: those dial me, and may be waiting out a
+ * backoff grown while I was down. One try; if it is not up yet, it dials me when it starts. */
+static void poke(struct peer *p)
+{
+    struct link *l = link_new(p->net);
+    if (!l)
+        return;
+    l->poke = 1;
+    l->peer = p;
+    l->connect.data = l;
+    if (uv_tcp_connect(&l->connect, &l->tcp, (struct sockaddr *)&p->addr, on_connected)) {
+        l->peer = NULL;
+        link_close(l);
     }
 }
 
@@ -395,9 +445,12 @@ int peer_net_start(struct peer_net **out, uv_loop_t *loop, const struct config *
             *err = NULL;
         goto fail;
     }
-    for (int i = 0; i < n->n_peers; i++)
+    for (int i = 0; i < n->n_peers; i++) {
         if (n->peers[i].dial)
             dial(&n->peers[i]);
+        else
+            poke(&n->peers[i]);
+    }
     *out = n;
     return 0;
 fail:

@@ -13,8 +13,11 @@
  * every peer with a smaller id; a connection from a peer with a larger id is accepted after
  * its hello ("zkfp", version, server id). So each pair has exactly one connection, which
  * carries both election and ZAB traffic as length-prefixed frames (4-byte big-endian
- * length). Lost connections are redialled with backoff. Connections are FIFO while up;
- * frames queued on a connection that breaks are lost, as with any TCP stream.
+ * length). Lost connections are redialled with backoff. At startup a replica also sends its
+ * hello once to every peer with a larger id ("poke"): that peer closes the connection and
+ * dials back at once, instead of at the end of a backoff grown while this one was down.
+ * Connections are FIFO while up; frames queued on a connection that breaks are lost, as with
+ * any TCP stream.
  *
  * A connection that sends a bad hello, an unknown id, an oversized frame or anything the
  * upper layer rejects is closed; nothing else is affected.

@@ -83,6 +83,11 @@ static int three_down(void)
     return nodes[1].up[3] == 0 && nodes[2].up[3] == 0;
 }
 
+static int one_down(void)
+{
+    return nodes[2].up[1] == 0 && nodes[3].up[1] == 0;
+}
+
 static int one_two_dropped_and_back(void)
 {
     return nodes[2].downs[1] > 0 && nodes[1].downs[2] > 0 && nodes[1].up[2] == 1 &&
@@ -127,6 +132,22 @@ static void test_mesh(void)
     /* ... and when it comes back, the mesh heals by itself. */
     start(3, base);
     CHECK(run_until(all_up, 5000));
+
+    /* A member with the smallest id comes back: it is dialled, and its startup hello to the
+     * larger ids (a poke, answered by dialling it) adds no connection of its own. */
+    for (int id = 1; id <= 3; id++)
+        memset(nodes[id].downs, 0, sizeof(nodes[id].downs));
+    peer_net_stop(nodes[1].net);
+    nodes[1].net = NULL;
+    memset(nodes[1].up, 0, sizeof(nodes[1].up));
+    CHECK(run_until(one_down, 5000));
+    start(1, base);
+    CHECK(run_until(all_up, 5000));
+    CHECK_EQ(nodes[2].downs[1], 1);
+    CHECK_EQ(nodes[3].downs[1], 1);
+    CHECK_EQ(nodes[1].downs[2] + nodes[1].downs[3] + nodes[2].downs[3] + nodes[3].downs[2], 0);
+    for (int id = 1; id <= 3; id++)
+        memset(nodes[id].downs, 0, sizeof(nodes[id].downs));
 
     /* A frame the upper layer rejects drops that link only; it comes back. */
     CHECK_EQ(peer_send(nodes[1].net, 2, (const uint8_t *)"bad", 3), 0);
