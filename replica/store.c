@@ -19,6 +19,7 @@ static const char *const cf_names[CF_COUNT] = {"default", "log", "tree", "sessio
 /* One write bounds the memory a WriteBatch holds; a longer queue simply takes several. */
 #define GROUP_MAX_BYTES ((size_t)16 << 20)
 #define BLOCK_CACHE_BYTES ((size_t)64 << 20)
+#define SCAN_READAHEAD_BYTES ((size_t)2 << 20)
 #define META_APPLIED "applied"
 
 enum item_kind { ITEM_APPEND, ITEM_APPLY, ITEM_TRIM, ITEM_META, ITEM_TRUNCATE, ITEM_INSTALL };
@@ -644,7 +645,8 @@ void store_close(struct store *s)
     uv_close((uv_handle_t *)&s->async, on_close);
 }
 
-/* Iterates one column family, handing each entry to fn. */
+/* Iterates one column family, handing each entry to fn. A whole-column scan (the tree at
+ * startup) reads ahead and leaves the block cache alone: every block is read once. */
 static int iterate(struct store *s, int cf, const char *start, size_t slen,
                    int (*fn)(struct store *s, const struct store_loader *l, const char *k,
                              size_t klen, const char *v, size_t vlen),
@@ -652,7 +654,12 @@ static int iterate(struct store *s, int cf, const char *start, size_t slen,
 {
     int rc = 0;
     char *err = NULL;
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[cf]);
+    rocksdb_readoptions_t *scan = rocksdb_readoptions_create();
+    if (scan) {
+        rocksdb_readoptions_set_fill_cache(scan, 0);
+        rocksdb_readoptions_set_readahead_size(scan, SCAN_READAHEAD_BYTES);
+    }
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, scan ? scan : s->ro, s->cf[cf]);
     if (start)
         rocksdb_iter_seek(it, start, slen);
     else
@@ -672,6 +679,8 @@ static int iterate(struct store *s, int cf, const char *start, size_t slen,
     }
 out:
     rocksdb_iter_destroy(it);
+    if (scan)
+        rocksdb_readoptions_destroy(scan);
     return rc;
 }
 

@@ -16,6 +16,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 static void *must(void *p)
@@ -603,11 +604,57 @@ out:
     return rc;
 }
 
+/* The blocks protobuf-c allocates to unpack one record live only for that call: a stack arena
+ * serves them (a store holds millions of records), malloc what does not fit. */
+struct arena {
+    _Alignas(16) uint8_t buf[2048];
+    size_t used;
+    int spilled; /* blocks that came from malloc */
+    int oom;
+};
+
+static void *arena_alloc(void *data, size_t size)
+{
+    struct arena *a = data;
+    size_t need = (size + 15) & ~(size_t)15;
+    if (need >= size && sizeof(a->buf) - a->used >= need) {
+        void *p = a->buf + a->used;
+        a->used += need;
+        return p;
+    }
+    void *p = malloc(size);
+    if (!p)
+        a->oom = 1;
+    a->spilled += p != NULL;
+    return p;
+}
+
+static void arena_free(void *data, void *p)
+{
+    struct arena *a = data;
+    uintptr_t u = (uintptr_t)p, lo = (uintptr_t)a->buf;
+    if (u < lo || u >= lo + sizeof(a->buf))
+        free(p);
+}
+
+/* Loading: the node whose path is path's parent, or NULL if not loaded yet. In the store's
+ * order it is the previous node or one of its ancestors, which are in cache. */
+static struct node *loaded_parent(const struct tree *t, const char *path)
+{
+    size_t plen = path_parent_len(path);
+    for (const struct node *c = t->load_prev; c; c = c->parent)
+        if (strlen(c->path) == plen && memcmp(c->path, path, plen) == 0)
+            return (struct node *)c;
+    return find_node(t, path, plen);
+}
+
 int tree_load_node(struct tree *t, const char *path, const uint8_t *buf, size_t len)
 {
-    int oom = 0;
+    struct arena arena;
+    arena.used = 0;
+    arena.spilled = arena.oom = 0;
     ProtobufCAllocator allocator = {
-        .alloc = txn_oom_alloc, .free = txn_oom_free, .allocator_data = &oom};
+        .alloc = arena_alloc, .free = arena_free, .allocator_data = &arena};
     uint8_t *data = NULL;
     struct acl *acls = NULL;
     uint32_t n_acls = 0;
@@ -617,13 +664,19 @@ int tree_load_node(struct tree *t, const char *path, const uint8_t *buf, size_t 
         return ZE_MARSHALLINGERROR;
     Zkfs__Rec__Node *rec = zkfs__rec__node__unpack(&allocator, len, buf);
     if (!rec)
-        return oom ? -ENOMEM : ZE_MARSHALLINGERROR;
+        return arena.oom ? -ENOMEM : ZE_MARSHALLINGERROR;
     if ((rec->has_data && rec->data.len > INT32_MAX) || rec->n_acl > UINT32_MAX) {
         rc = ZE_MARSHALLINGERROR;
         goto out;
     }
     size_t plen = strlen(path);
-    struct node *n = find_node(t, path, plen);
+    struct node *n;
+    if (plen == 1)
+        n = t->root;
+    else if (!t->load_max || strcmp(path, t->load_max->path) > 0)
+        n = NULL; /* above every path loaded so far: not one of them */
+    else
+        n = find_node(t, path, plen);
     if (n && n != t->root) {
         rc = ZE_DATAINCONSISTENCY; /* the store holds one record per path */
         goto out;
@@ -654,9 +707,17 @@ int tree_load_node(struct tree *t, const char *path, const uint8_t *buf, size_t 
         n = node_new(path, plen);
         if (!n)
             goto out;
-        /* Linked to its parent by tree_load_finish, once every node is in. */
         HASH_ADD_KEYPTR(hh, t->nodes, n->path, plen, n);
+        if (!t->load_max || strcmp(path, t->load_max->path) > 0)
+            t->load_max = n;
+        /* A parent that comes later is linked by tree_load_finish. */
+        n->parent = loaded_parent(t, n->path);
+        if (n->parent)
+            HASH_ADD_KEYPTR(hh_child, n->parent->children, n->name, strlen(n->name), n);
+        else
+            t->load_unlinked++;
     }
+    t->load_prev = n;
     free(n->data);
     acl_free(n->acls, n->n_acls);
     n->data = data;
@@ -680,7 +741,8 @@ int tree_load_node(struct tree *t, const char *path, const uint8_t *buf, size_t 
 out:
     free(data);
     acl_free(acls, n_acls);
-    zkfs__rec__node__free_unpacked(rec, &allocator);
+    if (arena.spilled)
+        zkfs__rec__node__free_unpacked(rec, &allocator); /* else the arena held it all */
     return rc;
 }
 
@@ -737,15 +799,19 @@ int tree_load_finish(struct tree *t)
     struct node *n;
     struct tree_session *s;
 
-    /* Check every parent before linking anything, so a bad store changes nothing here. */
-    for (n = t->nodes; n; n = n->hh.next)
-        if (n != t->root && !n->parent && !find_node(t, n->path, path_parent_len(n->path)))
-            return ZE_DATAINCONSISTENCY;
-    for (n = t->nodes; n; n = n->hh.next) {
-        if (n == t->root || n->parent)
-            continue;
-        n->parent = find_node(t, n->path, path_parent_len(n->path));
-        HASH_ADD_KEYPTR(hh_child, n->parent->children, n->name, strlen(n->name), n);
+    /* Check every missing parent before linking any, so a bad store changes nothing more here
+     * (the caller discards the tree). Loaded in the store's order, none is missing. */
+    if (t->load_unlinked) {
+        for (n = t->nodes; n; n = n->hh.next)
+            if (n != t->root && !n->parent && !find_node(t, n->path, path_parent_len(n->path)))
+                return ZE_DATAINCONSISTENCY;
+        for (n = t->nodes; n; n = n->hh.next) {
+            if (n == t->root || n->parent)
+                continue;
+            n->parent = find_node(t, n->path, path_parent_len(n->path));
+            HASH_ADD_KEYPTR(hh_child, n->parent->children, n->name, strlen(n->name), n);
+        }
+        t->load_unlinked = 0;
     }
     for (s = t->sessions; s; s = s->hh.next)
         clear_ephemerals(s);
@@ -755,6 +821,7 @@ int tree_load_finish(struct tree *t)
         t->data_bytes += strlen(n->path) + (uint32_t)n->stat.data_length;
         track(t, n);
     }
+    t->load_max = t->load_prev = NULL; /* tree_apply may delete them from now on */
     return 0;
 }
 

@@ -32,7 +32,7 @@ struct node {
     uint32_t kind;   /* NODE_KIND_* */
     uint32_t policy; /* POLICY_* bits */
     struct node *parent;
-    struct node *children; /* uthash head, hashed by name through hh_child */
+    struct node *children;   /* uthash head, hashed by name through hh_child */
     UT_hash_handle hh;       /* in tree->nodes, by path */
     UT_hash_handle hh_child; /* in parent->children, by name */
 };
@@ -56,6 +56,10 @@ struct tree {
     struct tree_session *sessions; /* uthash by id: sessions made durable by txns */
     zxid_t last_applied;
     uint64_t data_bytes; /* sum of data lengths plus path lengths, for mntr */
+    /* While loading (tree_load_node): the node with the greatest path so far, the last node
+     * loaded, and how many loaded nodes wait for a parent that came later */
+    struct node *load_max, *load_prev;
+    size_t load_unlinked;
 };
 
 /* Creates the empty tree (just "/", world:anyone ACL). 0 or -ENOMEM. */
@@ -84,10 +88,13 @@ const char **tree_children_sorted(const struct node *n, uint32_t *count);
 
 /* Serializes n as a record.proto Node (the value of the tree column family). */
 int tree_node_encode(const struct node *n, uint8_t **buf, size_t *len);
-/* Loading from the store: adds the node at path from a Node record. Nodes may come in any
- * order; call tree_load_finish once all are added to link parents, recount children and the
- * session ephemeral sets. ZE_MARSHALLINGERROR for a bad record, ZE_DATAINCONSISTENCY if a
- * node has no parent after loading. */
+/* Loading from the store, into a tree fresh from tree_init: adds the node at path from a Node
+ * record. Nodes may come in any order; call tree_load_finish once all are added to link the
+ * remaining parents, recount children and the session ephemeral sets. The store's order (paths
+ * sorted bytewise, so every parent before its children) is the fast one: a path above every
+ * path so far needs no duplicate lookup, and its parent is the previous node or one of its
+ * ancestors. ZE_MARSHALLINGERROR for a bad record, ZE_DATAINCONSISTENCY for a path loaded
+ * twice or a node that has no parent after loading. */
 int tree_load_node(struct tree *t, const char *path, const uint8_t *buf, size_t len);
 int tree_load_session(struct tree *t, const uint8_t *buf, size_t len);
 int tree_load_finish(struct tree *t);

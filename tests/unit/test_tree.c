@@ -419,6 +419,10 @@ static void build_sample(struct tree *t)
     CHECK_EQ(apply1(t, 71, set_data_op("/d/f3", "changed", 1)), 0);
     CHECK_EQ(apply1(t, 72, set_data_op("/", "rootdata", 1)), 0);
     CHECK_EQ(apply1(t, 73, create_op("/d/f1/g/eph", NULL, 43, 1)), 0);
+    /* more than the loader's stack arena holds; "/d-x" sorts between "/d" and "/d/..." */
+    static char big[5000];
+    memset(big, 'b', sizeof big - 1);
+    CHECK_EQ(apply1(t, 74, create_op("/d-x", big, 0, 2)), 0);
 }
 
 struct rec {
@@ -426,6 +430,11 @@ struct rec {
     uint8_t *buf;
     size_t len;
 };
+
+static int rec_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct rec *)a)->path, ((const struct rec *)b)->path);
+}
 
 static void test_round_trip(void)
 {
@@ -478,6 +487,34 @@ static void test_round_trip(void)
     }
     struct node *d = tree_get(&u, "/d");
     CHECK(d && d->n_acls == 1 && strcmp(d->acls[0].id, "bob:xyz") == 0);
+
+    /* The store's order (sorted paths): every parent is linked as its children come. */
+    struct rec *sorted = calloc(n, sizeof *sorted);
+    memcpy(sorted, recs, n * sizeof *recs);
+    qsort(sorted, n, sizeof *sorted, rec_cmp);
+    struct tree w;
+    CHECK_EQ(tree_init(&w), 0);
+    for (i = 0; i < n; i++)
+        CHECK_EQ(tree_load_node(&w, sorted[i].path, sorted[i].buf, sorted[i].len), 0);
+    CHECK_EQ(w.load_unlinked, 0);
+    CHECK_EQ(tree_load_node(&w, "/d/f5", sorted[0].buf, sorted[0].len), ZE_DATAINCONSISTENCY);
+    for (struct tree_session *s = t.sessions; s; s = s->hh.next) {
+        uint8_t *buf;
+        size_t len;
+        CHECK_EQ(tree_session_encode(s, &buf, &len), 0);
+        CHECK_EQ(tree_load_session(&w, buf, len), 0);
+        free(buf);
+    }
+    CHECK_EQ(tree_load_finish(&w), 0);
+    CHECK(tree_digest(&w) == tree_digest(&t));
+    CHECK_EQ(w.data_bytes, t.data_bytes);
+    CHECK_EQ(tree_ephemeral_count(&w), tree_ephemeral_count(&t));
+    for (struct node *a = t.nodes; a; a = a->hh.next) {
+        struct node *b = tree_get(&w, a->path);
+        CHECK(b && b->stat.num_children == a->stat.num_children);
+    }
+    tree_close(&w);
+    free(sorted);
     CHECK(memcmp(u.root->data, "rootdata", 8) == 0);
     struct tree_session *s = tree_session_get(&u, 42);
     CHECK(s && s->timeout_ms == 30000 && s->passwd[15] == 42 + 15);
