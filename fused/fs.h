@@ -12,15 +12,15 @@
 #include "replay.h"
 #include "sess.h"
 
+#include "policy.h"
+
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-/* zkfs node kinds and directory policy bits (replica/txn.h NODE_KIND_*, POLICY_*). */
+/* zkfs node kinds (replica/txn.h NODE_KIND_*); policy bits are in policy.h. */
 #define KIND_FILE 1
 #define KIND_DIR 2
-#define POLICY_EPHEMERAL 1
-#define POLICY_SEQUENTIAL 2
 
 struct fs_opts {
     char *servers;    /* connect string, "host:port,...[/chroot]" */

@@ -40,48 +40,11 @@ static const char *kind_name(uint32_t kind)
     return kind == KIND_FILE ? "file" : kind == KIND_DIR ? "directory" : "unset";
 }
 
-static void policy_name(uint32_t policy, char *buf, size_t len)
-{
-    int e = (policy & POLICY_EPHEMERAL) != 0, s = (policy & POLICY_SEQUENTIAL) != 0;
-    snprintf(buf, len, "%s",
-             e && s ? "ephemeral,sequential"
-             : e    ? "ephemeral"
-             : s    ? "sequential"
-                    : "none");
-}
-
-static int parse_policy(const char *v, size_t len, uint32_t *out)
-{
-    char buf[64];
-    while (len && (v[len - 1] == '\n' || v[len - 1] == ' ' || v[len - 1] == 0))
-        len--;
-    if (len >= sizeof(buf))
-        return -1;
-    memcpy(buf, v, len);
-    buf[len] = 0;
-    uint32_t p = 0;
-    if (len == 0 || strcmp(buf, "none") == 0) {
-        *out = 0;
-        return 0;
-    }
-    char *save = NULL;
-    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (strcmp(t, "ephemeral") == 0)
-            p |= POLICY_EPHEMERAL;
-        else if (strcmp(t, "sequential") == 0)
-            p |= POLICY_SEQUENTIAL;
-        else
-            return -1;
-    }
-    *out = p;
-    return 0;
-}
-
 /* The value of a Stat field (or the JSON), as text, in buf; -1 if not a Stat field. */
 static int stat_value(const struct zc_stat *s, const char *field, char *buf, size_t len)
 {
-    char pol[32];
-    policy_name(s->policy, pol, sizeof(pol));
+    char pol[POLICY_NAME_MAX];
+    policy_format(s->policy, pol, sizeof(pol));
     if (strcmp(field, "stat") == 0)
         return snprintf(buf, len,
                         "{\"czxid\":%" PRId64 ",\"mzxid\":%" PRId64 ",\"ctime\":%" PRId64
@@ -268,7 +231,7 @@ static void change(fuse_req_t req, fuse_ino_t nodeid, const char *name, const ch
         struct inode *ino = inode_get(&fs->inodes, nodeid);
         int is_dir = ino && ino->is_dir;
         pthread_mutex_unlock(&fs->mu);
-        if (!remove && parse_policy(value, size, &policy) < 0) {
+        if (!remove && policy_parse(value, size, &policy) < 0) {
             rc = ZE_BADARGUMENTS;
         } else if (policy && !is_dir) {
             rc = ZE_BADARGUMENTS; /* a policy is for the files made in a directory */

@@ -218,7 +218,8 @@ static int parse_args(const struct command *cmd, char **argv, int argc, int dash
         if (t && parse_int(a->val['t'], 1, INT64_MAX, &a->ttl) < 0)
             return usage_error("invalid TTL '%s' (milliseconds)", a->val['t']);
     }
-    if (cmd->run == node_policy && a->npos == 2 && parse_policy(a->pos[1], &a->policy) < 0)
+    if (cmd->run == node_policy && a->npos == 2 &&
+        policy_parse(a->pos[1], strlen(a->pos[1]), &a->policy) < 0)
         return usage_error("invalid policy '%s' (ephemeral,sequential|ephemeral|sequential|none)",
                            a->pos[1]);
     return 0;

@@ -50,8 +50,8 @@ static void print_time(FILE *f, int64_t ms)
 static int show_stat(struct cli *x, const struct zc_req *req, const struct zc_result *r)
 {
     const struct zc_stat *s = &r->stat;
-    char pol[64];
-    policy_name(s->policy, pol, sizeof(pol));
+    char pol[POLICY_NAME_MAX];
+    policy_format(s->policy, pol, sizeof(pol));
     if (x->json) {
         printf("{\"czxid\":%" PRId64 ",\"mzxid\":%" PRId64 ",\"ctime\":%" PRId64
                ",\"mtime\":%" PRId64 ",\"version\":%d,\"cversion\":%d,\"aversion\":%d"
@@ -132,8 +132,8 @@ static int show_children(struct cli *x, const struct zc_req *req, const struct z
 
 static int show_policy(struct cli *x, const struct zc_req *req, const struct zc_result *r)
 {
-    char pol[64];
-    policy_name(r->stat.policy, pol, sizeof(pol));
+    char pol[POLICY_NAME_MAX];
+    policy_format(r->stat.policy, pol, sizeof(pol));
     print_one(x, "policy", pol);
     return 0;
 }

@@ -2,6 +2,8 @@
 #ifndef ZKFS_TXN_H
 #define ZKFS_TXN_H
 
+#include "policy.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,7 +15,6 @@ typedef uint64_t zxid_t;
 
 /* zkfs node kinds and directory policy bits (stored with the node, see DESIGN §2). */
 enum { NODE_KIND_UNSET = 0, NODE_KIND_FILE = 1, NODE_KIND_DIR = 2 };
-enum { POLICY_EPHEMERAL = 1, POLICY_SEQUENTIAL = 2 };
 
 /* ephemeralOwner encodings, as ZooKeeper's EphemeralType. */
 #define EPHEMERAL_CONTAINER ((int64_t)INT64_MIN)

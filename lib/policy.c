@@ -1,39 +1,40 @@
-/* mountctl: policy names to bits and back. */
+/* Directory policy names to bits and back. */
 #include "policy.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* zkfs policy bits (replica/txn.h POLICY_*). */
-#define POLICY_EPHEMERAL 1
-#define POLICY_SEQUENTIAL 2
-
-void policy_name(uint32_t policy, char *buf, size_t len)
+void policy_format(uint32_t policy, char *buf, size_t len)
 {
-    buf[0] = 0;
     if (!policy) {
         snprintf(buf, len, "none");
         return;
     }
     size_t n = 0;
+    buf[0] = 0;
     if (policy & POLICY_EPHEMERAL)
-        n += (size_t)snprintf(buf + n, len - n, "ephemeral");
-    if (policy & POLICY_SEQUENTIAL)
+        n += (size_t)snprintf(buf, len, "ephemeral");
+    if ((policy & POLICY_SEQUENTIAL) && n < len)
         n += (size_t)snprintf(buf + n, len - n, "%ssequential", n ? "," : "");
     uint32_t rest = policy & ~(uint32_t)(POLICY_EPHEMERAL | POLICY_SEQUENTIAL);
     if (rest && n < len)
         snprintf(buf + n, len - n, "%s0x%x", n ? "," : "", rest);
 }
 
-int parse_policy(const char *s, uint32_t *out)
+int policy_parse(const char *s, size_t len, uint32_t *out)
 {
+    char buf[64];
+    while (len && (s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == 0))
+        len--;
+    if (len >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
     uint32_t p = 0;
-    if (strcmp(s, "none") == 0 || *s == 0) {
+    if (len == 0 || strcmp(buf, "none") == 0) {
         *out = 0;
         return 0;
     }
-    char buf[128];
-    snprintf(buf, sizeof(buf), "%s", s);
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (strcmp(t, "ephemeral") == 0)
