@@ -187,10 +187,6 @@ static void add_apply(struct store *s, const struct item *it)
             break;
         }
     }
-    uint8_t z[8];
-    frame_put_u64(z, it->zxid);
-    rocksdb_writebatch_put_cf(s->wb, s->cf[CF_META], META_APPLIED, strlen(META_APPLIED),
-                              (const char *)z, 8);
 }
 
 /* An installed snapshot: the old tree, sessions and log go and the new state comes in, in one
@@ -225,6 +221,7 @@ static int write_items(struct store *s, struct item *list, struct store_stats *s
     rocksdb_writebatch_clear(s->wb);
     int need_sync = 0;
     size_t n = 0;
+    const struct item *last_apply = NULL;
     for (struct item *it = list; it; it = it->next, n++) {
         uint8_t k[8], k2[8], v[8];
         switch (it->kind) {
@@ -238,6 +235,7 @@ static int write_items(struct store *s, struct item *list, struct store_stats *s
             break;
         case ITEM_APPLY:
             add_apply(s, it);
+            last_apply = it;
             break;
         case ITEM_TRIM:
             /* From 0, so that a trim skipped for lack of memory is covered by the next one. */
@@ -263,6 +261,13 @@ static int write_items(struct store *s, struct item *list, struct store_stats *s
         case ITEM_INSTALL:
             break; /* never batched: see take() */
         }
+    }
+    if (last_apply) {
+        /* Once per batch, not per txn: the batch is atomic, so only the last one counts */
+        uint8_t z[8];
+        frame_put_u64(z, last_apply->zxid);
+        rocksdb_writebatch_put_cf(s->wb, s->cf[CF_META], META_APPLIED, strlen(META_APPLIED),
+                                  (const char *)z, 8);
     }
     int sync = need_sync && s->opts.sync;
     char *err = NULL;
