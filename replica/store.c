@@ -623,6 +623,29 @@ fail:
     return rc;
 }
 
+/* A clean stop writes the memtables out, so that the next start has no WAL to replay (after
+ * a million writes that replay doubled the restart). Everything is durable already: a failure
+ * here costs only that replay. */
+static void flush_memtables(struct store *s)
+{
+    if (s->failed)
+        return;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    if (!fo)
+        return;
+    rocksdb_flushoptions_set_wait(fo, 1);
+    for (int i = 0; i < CF_COUNT; i++) {
+        char *err = NULL;
+        rocksdb_flush_cf(s->db, fo, s->cf[i], &err);
+        if (err) {
+            LOG_WARN("store: flushing %s at close failed: %s", s->dir, err);
+            rocksdb_free(err);
+            break;
+        }
+    }
+    rocksdb_flushoptions_destroy(fo);
+}
+
 void store_close(struct store *s)
 {
     if (!s || s->closed)
@@ -646,6 +669,7 @@ void store_close(struct store *s)
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
+    flush_memtables(s);
     /* The handle keeps its memory (this struct) until the loop runs its close callback. */
     uv_close((uv_handle_t *)&s->async, on_close);
 }
