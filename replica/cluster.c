@@ -289,6 +289,12 @@ static void check_syncs(struct cluster *c)
 
 static void apply(struct cluster *c, zxid_t zxid, const uint8_t *payload, size_t len)
 {
+    if (server_commit_own(c->srv, zxid)) {
+        /* the leader's own proposal: its txn is at hand, no need to decode the payload */
+        if (c->n_sync_points)
+            check_syncs(c);
+        return;
+    }
     struct txn t;
     int rc = txn_decode(payload, len, &t);
     if (rc || t.zxid != zxid) {

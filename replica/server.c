@@ -417,14 +417,21 @@ void server_propose(struct server *s, struct request *r, uint32_t origin, uint64
     prepare(s, r, origin, cxid);
 }
 
-int server_commit(struct server *s, const struct txn *t)
+int server_commit_own(struct server *s, zxid_t zxid)
 {
     struct inflight *f = s->inflight_head;
-    if (f && !f->is_marker && f->txn.zxid == t->zxid) {
-        f->durable = 1;
-        drain(s);
+    if (!f || f->is_marker || f->txn.zxid != zxid)
+        return 0;
+    f->durable = 1;
+    drain(s);
+    return 1;
+}
+
+int server_commit(struct server *s, const struct txn *t)
+{
+    if (server_commit_own(s, t->zxid))
         return 1;
-    }
+    struct inflight *f = s->inflight_head;
     if (f && !f->is_marker)
         LOG_WARN("committed 0x%llx while 0x%llx is the oldest proposal here",
                  (unsigned long long)t->zxid, (unsigned long long)f->txn.zxid);

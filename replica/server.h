@@ -78,6 +78,9 @@ void server_propose(struct server *s, struct request *r, uint32_t origin, uint64
 /* A committed txn: applied in order; 1 if it was this replica's own oldest proposal (whose
  * request is then completed), 0 otherwise. */
 int server_commit(struct server *s, const struct txn *t);
+/* The same for a committed zxid that is this replica's own oldest proposal (its txn is
+ * already here): 1 if it was, and is now applied; 0 (nothing done) otherwise. */
+int server_commit_own(struct server *s, zxid_t zxid);
 /* Fills a forwarded request's results from its committed txn and the tree. */
 void server_fill_results(struct server *s, struct request *r, const struct txn *t);
 /* A refusal from the leader: the error and ZooKeeper per-op codes of a multi. */
