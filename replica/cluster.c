@@ -101,6 +101,11 @@ static struct snap_out *out_for(struct cluster *c, uint32_t to)
 /* Sends a frame (taking buf), or holds it while a snapshot streams to that peer. */
 static void send_frame(struct cluster *c, uint32_t to, uint8_t *buf, size_t len)
 {
+    if (!c->running) {
+        /* stopping: the store's last completions still run the core, the links are gone */
+        free(buf);
+        return;
+    }
     struct snap_out *o = out_for(c, to);
     if (o) {
         struct held *h = malloc(sizeof(*h));
@@ -355,12 +360,13 @@ static void do_action(struct cluster *c, struct zab_action *a)
         if (peer_encode_zab(&a->msg, &buf, &len))
             break;
         send_frame(c, a->to, buf, len);
-        if (a->msg.type == ZAB_MSG_SNAP && !out_for(c, a->to))
+        if (a->msg.type == ZAB_MSG_SNAP && c->running && !out_for(c, a->to))
             start_snapshot(c, a->to, a->msg.zxid);
         break;
     }
     case ZAB_ACT_DISCONNECT:
-        peer_drop(c->net, a->to);
+        if (c->running)
+            peer_drop(c->net, a->to);
         break;
     case ZAB_ACT_PERSIST_TXN: {
         struct persist_arg *p = malloc(sizeof(*p));
