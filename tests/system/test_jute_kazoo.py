@@ -129,6 +129,7 @@ def test_session_expiry_seen_by_a_connected_client(ensemble):
 def test_data_and_child_watches_across_servers(ensemble):
     watcher, writer = ensemble.kazoo(0), ensemble.kazoo(1)
     writer.create("/w", b"0")
+    watcher.sync("/w")  # the watcher is on another server: sync before reading the writer's
     events = []
     got = threading.Condition()
 
