@@ -16,6 +16,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -29,20 +30,94 @@ static void *must(void *p)
 /* One allocation holds the node and its path: a lookup then touches one block. */
 static struct node *node_new(const char *path, size_t len)
 {
-    struct node *n = calloc(1, sizeof *n + len + 1);
+    size_t size = offsetof(struct node, path) + len + 1;
+    struct node *n = calloc(1, size < sizeof *n ? sizeof *n : size); /* whole struct for "/" */
     if (!n)
         return NULL;
-    n->path = (char *)(n + 1);
     memcpy(n->path, path, len);
     n->path[len] = 0;
-    n->name = path_name(n->path);
     return n;
 }
 
-static void node_free(struct node *n)
+/* The node's name, the last component of its path ("" for the root). */
+static const char *node_name(const struct node *n)
+{
+    return path_name(n->path);
+}
+
+/*
+ * The ACL cache, as ZooKeeper's ReferenceCountedACLCache: nearly every node has the same list
+ * (world:anyone, or one digest), and a copy per node costs three small allocations (the array,
+ * scheme, id: ~100 bytes) for the same few bytes. Each distinct list is kept once, with a count
+ * of the nodes pointing at it. One allocation holds the entry, its array and its key, the list
+ * serialized as (perms, scheme NUL, id NUL) per entry; the array's strings point into the key.
+ * Nodes point at the array, whose entry is found again by its offset.
+ */
+struct tree_acl {
+    UT_hash_handle hh; /* in tree->acl_cache, by key */
+    uint64_t refs;     /* nodes pointing at acls */
+    uint32_t n;
+    struct acl acls[]; /* n entries, then the key */
+};
+
+static struct tree_acl *acl_entry(struct acl *acls)
+{
+    return (struct tree_acl *)(void *)((char *)acls - offsetof(struct tree_acl, acls));
+}
+
+/* A reference to the cached list equal to acls[0..n), n > 0: the caller's pointer to put in
+ * node->acls, released by acl_unref. NULL on ENOMEM. acls is copied. */
+static struct acl *acl_ref(struct tree *t, const struct acl *acls, uint32_t n)
+{
+    assert(n > 0 && acls);
+    size_t key_len = 0;
+    for (uint32_t i = 0; i < n; i++)
+        key_len += sizeof acls[i].perms + strlen(acls[i].scheme) + 1 + strlen(acls[i].id) + 1;
+    /* Built in its final place: on a hit (the usual case) it is freed again. */
+    struct tree_acl *e = malloc(offsetof(struct tree_acl, acls) + n * sizeof *acls + key_len);
+    if (!e)
+        return NULL;
+    char *key = (char *)&e->acls[n], *p = key;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t ls = strlen(acls[i].scheme) + 1, li = strlen(acls[i].id) + 1;
+        memcpy(p, &acls[i].perms, sizeof acls[i].perms);
+        p += sizeof acls[i].perms;
+        e->acls[i].perms = acls[i].perms;
+        e->acls[i].scheme = memcpy(p, acls[i].scheme, ls);
+        p += ls;
+        e->acls[i].id = memcpy(p, acls[i].id, li);
+        p += li;
+    }
+    struct tree_acl *found;
+    HASH_FIND(hh, t->acl_cache, key, key_len, found);
+    if (found) {
+        free(e);
+        found->refs++;
+        return found->acls;
+    }
+    e->refs = 1;
+    e->n = n;
+    HASH_ADD_KEYPTR(hh, t->acl_cache, key, key_len, e);
+    return e->acls;
+}
+
+/* Drops a reference taken by acl_ref; NULL is none. */
+static void acl_unref(struct tree *t, struct acl *acls)
+{
+    if (!acls)
+        return;
+    struct tree_acl *e = acl_entry(acls);
+    assert(e->refs > 0);
+    if (--e->refs == 0) {
+        HASH_DEL(t->acl_cache, e);
+        free(e);
+    }
+}
+
+static void node_free(struct tree *t, struct node *n)
 {
     free(n->data);
-    acl_free(n->acls, n->n_acls);
+    acl_unref(t, n->acls);
     free(n);
 }
 
@@ -129,7 +204,7 @@ int tree_init(struct tree *t)
     struct node *root = node_new("/", 1);
     if (!root)
         return -ENOMEM;
-    root->acls = acl_dup(&world_anyone, 1);
+    root->acls = acl_ref(t, &world_anyone, 1);
     if (!root->acls) {
         free(root);
         return -ENOMEM;
@@ -154,8 +229,9 @@ void tree_close(struct tree *t)
     HASH_ITER(hh, t->nodes, n, ntmp)
     {
         HASH_DEL(t->nodes, n);
-        node_free(n);
+        node_free(t, n);
     }
+    assert(!t->acl_cache); /* every list went with its last node */
     HASH_ITER(hh, t->sessions, s, stmp)
     {
         clear_ephemerals(s);
@@ -395,7 +471,7 @@ static void apply_create(struct tree *t, const struct txn *txn, const struct txn
         memcpy(n->data, op->data, op->data_len);
     }
     if (op->n_acls > 0)
-        n->acls = must(acl_dup(op->acls, op->n_acls));
+        n->acls = must(acl_ref(t, op->acls, op->n_acls));
     n->n_acls = op->n_acls;
     n->kind = op->kind;
     n->policy = op->policy;
@@ -406,7 +482,8 @@ static void apply_create(struct tree *t, const struct txn *txn, const struct txn
 
     HASH_ADD_KEYPTR(hh, t->nodes, n->path, len, n);
     n->parent = parent;
-    HASH_ADD_KEYPTR(hh_child, parent->children, n->name, strlen(n->name), n);
+    const char *name = node_name(n);
+    HASH_ADD_KEYPTR(hh_child, parent->children, name, strlen(name), n);
     parent->stat.num_children++;
     /* The txn carries the parent's new cversion so that every replica agrees on it. */
     parent->stat.cversion = op->parent_cversion;
@@ -428,7 +505,7 @@ static void apply_delete(struct tree *t, const struct txn *txn, const struct txn
     /* Deletes move pzxid only; cversion counts creates (ZOOKEEPER-1046). */
     parent->stat.pzxid = (int64_t)txn->zxid;
     t->data_bytes -= len + (uint32_t)n->stat.data_length;
-    node_free(n);
+    node_free(t, n);
 }
 
 static void apply_op(struct tree *t, const struct txn *txn, const struct txn_op *op)
@@ -463,8 +540,9 @@ static void apply_op(struct tree *t, const struct txn *txn, const struct txn_op 
         break;
     }
     case TXN_SET_ACL: {
-        struct acl *acls = op->n_acls > 0 ? must(acl_dup(op->acls, op->n_acls)) : NULL;
-        acl_free(n->acls, n->n_acls);
+        /* Referenced before the old list is released: the same list stays cached. */
+        struct acl *acls = op->n_acls > 0 ? must(acl_ref(t, op->acls, op->n_acls)) : NULL;
+        acl_unref(t, n->acls);
         n->acls = acls;
         n->n_acls = op->n_acls;
         n->stat.aversion = op->version;
@@ -525,12 +603,17 @@ const char **tree_children_sorted(const struct node *n, uint32_t *count)
         return NULL;
     uint32_t i = 0;
     for (const struct node *c = n->children; c; c = c->hh_child.next)
-        names[i++] = c->name;
+        names[i++] = c->hh_child.key;
     qsort(names, cnt, sizeof *names, cmp_names);
     names[cnt] = NULL;
     if (count)
         *count = cnt;
     return names;
+}
+
+uint32_t tree_acl_count(const struct tree *t)
+{
+    return HASH_CNT(hh, t->acl_cache);
 }
 
 uint32_t tree_count(const struct tree *t)
@@ -691,17 +774,21 @@ int tree_load_node(struct tree *t, const char *path, const uint8_t *buf, size_t 
         memcpy(data, rec->data.data, data_len);
     }
     if (rec->n_acl > 0) {
-        acls = calloc(rec->n_acl, sizeof *acls);
+        /* The record's strings, borrowed just long enough to look the list up */
+        struct acl few[4], *view = rec->n_acl <= 4 ? few : calloc(rec->n_acl, sizeof *view);
+        if (!view)
+            goto out;
+        for (size_t i = 0; i < rec->n_acl; i++) {
+            view[i].perms = rec->acl[i]->perms;
+            view[i].scheme = rec->acl[i]->scheme ? rec->acl[i]->scheme : (char *)"";
+            view[i].id = rec->acl[i]->id ? rec->acl[i]->id : (char *)"";
+        }
+        acls = acl_ref(t, view, (uint32_t)rec->n_acl);
+        if (view != few)
+            free(view);
         if (!acls)
             goto out;
         n_acls = (uint32_t)rec->n_acl;
-        for (uint32_t i = 0; i < n_acls; i++) {
-            acls[i].perms = rec->acl[i]->perms;
-            acls[i].scheme = strdup(rec->acl[i]->scheme ? rec->acl[i]->scheme : "");
-            acls[i].id = strdup(rec->acl[i]->id ? rec->acl[i]->id : "");
-            if (!acls[i].scheme || !acls[i].id)
-                goto out;
-        }
     }
     if (!n) {
         n = node_new(path, plen);
@@ -713,13 +800,13 @@ int tree_load_node(struct tree *t, const char *path, const uint8_t *buf, size_t 
         /* A parent that comes later is linked by tree_load_finish. */
         n->parent = loaded_parent(t, n->path);
         if (n->parent)
-            HASH_ADD_KEYPTR(hh_child, n->parent->children, n->name, strlen(n->name), n);
+            HASH_ADD_KEYPTR(hh_child, n->parent->children, node_name(n), strlen(node_name(n)), n);
         else
             t->load_unlinked++;
     }
     t->load_prev = n;
     free(n->data);
-    acl_free(n->acls, n->n_acls);
+    acl_unref(t, n->acls);
     n->data = data;
     n->acls = acls;
     n->n_acls = n_acls;
@@ -740,7 +827,7 @@ int tree_load_node(struct tree *t, const char *path, const uint8_t *buf, size_t 
     rc = 0;
 out:
     free(data);
-    acl_free(acls, n_acls);
+    acl_unref(t, acls);
     if (arena.spilled)
         zkfs__rec__node__free_unpacked(rec, &allocator); /* else the arena held it all */
     return rc;
@@ -809,7 +896,7 @@ int tree_load_finish(struct tree *t)
             if (n == t->root || n->parent)
                 continue;
             n->parent = find_node(t, n->path, path_parent_len(n->path));
-            HASH_ADD_KEYPTR(hh_child, n->parent->children, n->name, strlen(n->name), n);
+            HASH_ADD_KEYPTR(hh_child, n->parent->children, node_name(n), strlen(node_name(n)), n);
         }
         t->load_unlinked = 0;
     }

@@ -22,19 +22,22 @@ struct zstat {
     int64_t pzxid;
 };
 
+/* One allocation holds the node and its path. At a million znodes every byte here counts a
+ * megabyte: keep fields ordered so that the struct has no holes. */
 struct node {
-    char *path;       /* owned; full path, "/" for the root */
-    const char *name; /* points into path: the last component ("" for the root) */
     struct zstat stat;
     uint8_t *data; /* owned; stat.data_length bytes, NULL when empty */
+    /* Read-only, shared by every node with the same list (the tree's ACL cache); NULL when
+     * n_acls is 0. Copy it (acl_dup) to keep it past the next tree_apply. */
     struct acl *acls;
-    uint32_t n_acls;
-    uint32_t kind;   /* NODE_KIND_* */
-    uint32_t policy; /* POLICY_* bits */
     struct node *parent;
     struct node *children;   /* uthash head, hashed by name through hh_child */
     UT_hash_handle hh;       /* in tree->nodes, by path */
-    UT_hash_handle hh_child; /* in parent->children, by name */
+    UT_hash_handle hh_child; /* in parent->children, by name (the last component of path) */
+    uint32_t n_acls;
+    uint32_t kind;   /* NODE_KIND_* */
+    uint32_t policy; /* POLICY_* bits */
+    char path[];     /* full path, "/" for the root */
 };
 
 struct tree_session {
@@ -54,6 +57,7 @@ struct tree {
     struct node *nodes; /* uthash by path; always holds "/" */
     struct node *root;
     struct tree_session *sessions; /* uthash by id: sessions made durable by txns */
+    struct tree_acl *acl_cache;    /* uthash of the distinct ACL lists nodes point to */
     zxid_t last_applied;
     uint64_t data_bytes; /* sum of data lengths plus path lengths, for mntr */
     /* While loading (tree_load_node): the node with the greatest path so far, the last node
@@ -103,6 +107,8 @@ int tree_session_encode(const struct tree_session *s, uint8_t **buf, size_t *len
 
 /* Number of nodes, including "/". */
 uint32_t tree_count(const struct tree *t);
+/* Number of distinct ACL lists the nodes share (ZooKeeper's ReferenceCountedACLCache). */
+uint32_t tree_acl_count(const struct tree *t);
 /* Number of nodes with a session as ephemeral owner. */
 uint32_t tree_ephemeral_count(const struct tree *t);
 

@@ -1,5 +1,6 @@
 /* Unit tests for replica/tree.c and replica/txn.c: stat rules, atomicity, records, digest. */
 #include "err.h"
+#include "path.h"
 #include "record.pb-c.h"
 #include "test.h"
 #include "tree.h"
@@ -70,7 +71,8 @@ static void test_init(void)
     CHECK(strcmp(root->acls[0].id, "anyone") == 0);
     struct zstat zero = {0};
     CHECK(memcmp(&root->stat, &zero, sizeof zero) == 0);
-    CHECK(strcmp(root->name, "") == 0);
+    CHECK(strcmp(root->path, "/") == 0);
+    CHECK(strcmp(path_name(root->path), "") == 0);
     CHECK(tree_get(&t, "/a") == NULL);
     CHECK_EQ(tree_ephemeral_count(&t), 0);
     tree_close(&t);
@@ -88,7 +90,7 @@ static void test_stat_rules(void)
     struct node *root = t.root;
     CHECK(a != NULL);
     CHECK(a->parent == root);
-    CHECK(strcmp(a->name, "a") == 0);
+    CHECK(strcmp(a->path, "/a") == 0);
     CHECK_EQ(a->stat.czxid, z1);
     CHECK_EQ(a->stat.mzxid, z1);
     CHECK_EQ(a->stat.pzxid, z1);
@@ -391,6 +393,121 @@ static void test_set_meta_acl(void)
     tree_close(&t);
 }
 
+/* Nodes with equal ACL lists share one copy, counted; the last node to drop it frees it. */
+static void test_acl_cache(void)
+{
+    struct tree t;
+    CHECK_EQ(tree_init(&t), 0);
+    CHECK_EQ(tree_acl_count(&t), 1); /* the root's world:anyone */
+
+    /* Equal lists from other buffers: the root's copy */
+    char scheme[] = "world", id[] = "anyone";
+    struct acl world[] = {{.perms = 31, .scheme = scheme, .id = id}};
+    struct txn_op c = create_op("/a", "x", 0, 1);
+    c.acls = world;
+    c.n_acls = 1;
+    CHECK_EQ(apply1(&t, 1, c), 0);
+    struct node *a = tree_get(&t, "/a");
+    CHECK(a->acls == t.root->acls);
+    CHECK(a->acls != world);
+    CHECK_EQ(a->n_acls, 1);
+    CHECK_EQ(tree_acl_count(&t), 1);
+    memcpy(scheme, "xxxxx", 5); /* copied, not borrowed */
+    CHECK(strcmp(a->acls[0].scheme, "world") == 0);
+
+    /* Lists differing in perms, order, or where one string ends are different lists. */
+    struct acl two[] = {{.perms = 1, .scheme = "digest", .id = "u:h"},
+                        {.perms = 31, .scheme = "ip", .id = "10.0.0.1"}};
+    struct acl swapped[] = {two[1], two[0]};
+    struct acl perms[] = {{.perms = 3, .scheme = "digest", .id = "u:h"}, two[1]};
+    struct acl split[] = {{.perms = 1, .scheme = "digestu", .id = ":h"}, two[1]};
+    struct acl *lists[] = {two, swapped, perms, split, two};
+    const char *paths[] = {"/b", "/c", "/d", "/e", "/f"};
+    for (int i = 0; i < 5; i++) {
+        c = create_op(paths[i], NULL, 0, i + 2);
+        c.acls = lists[i];
+        c.n_acls = 2;
+        CHECK_EQ(apply1(&t, (zxid_t)(2 + i), c), 0);
+    }
+    CHECK_EQ(tree_acl_count(&t), 5);
+    struct node *b = tree_get(&t, "/b"), *f = tree_get(&t, "/f");
+    CHECK(b->acls == f->acls);
+    CHECK(tree_get(&t, "/c")->acls != b->acls);
+    CHECK(tree_get(&t, "/d")->acls != b->acls);
+    CHECK(tree_get(&t, "/e")->acls != b->acls);
+    CHECK(strcmp(tree_get(&t, "/e")->acls[0].scheme, "digestu") == 0);
+
+    /* A txn that fails takes no reference. */
+    struct acl fresh[] = {{.perms = 1, .scheme = "auth", .id = ""}};
+    struct txn_op multi[2] = {create_op("/g", NULL, 0, 7), create_op("/a", NULL, 0, 8)};
+    multi[0].acls = multi[1].acls = fresh;
+    multi[0].n_acls = multi[1].n_acls = 1;
+    uint64_t digest = tree_digest(&t);
+    CHECK_EQ(apply(&t, 10, 100, multi, 2), ZE_DATAINCONSISTENCY);
+    CHECK_EQ(tree_acl_count(&t), 5);
+    CHECK(tree_digest(&t) == digest);
+
+    /* setACL to the list a node already has, to a shared one, to a new one, to none */
+    struct txn_op set = {.type = TXN_SET_ACL, .path = "/b", .acls = two, .n_acls = 2};
+    set.version = 1;
+    CHECK_EQ(apply1(&t, 11, set), 0);
+    CHECK(b->acls == f->acls);
+    CHECK_EQ(tree_acl_count(&t), 5);
+    set.path = "/c";
+    CHECK_EQ(apply1(&t, 12, set), 0); /* the swapped list goes with its only node */
+    CHECK(tree_get(&t, "/c")->acls == b->acls);
+    CHECK_EQ(tree_acl_count(&t), 4);
+    set.path = "/a";
+    set.acls = fresh;
+    set.n_acls = 1;
+    CHECK_EQ(apply1(&t, 13, set), 0); /* world:anyone stays: the root has it */
+    CHECK_EQ(tree_acl_count(&t), 5);
+    CHECK(strcmp(a->acls[0].scheme, "auth") == 0 && a->acls[0].id[0] == 0);
+    set.path = "/";
+    set.acls = NULL;
+    set.n_acls = 0;
+    CHECK_EQ(apply1(&t, 14, set), 0);
+    CHECK(t.root->acls == NULL && t.root->n_acls == 0);
+    CHECK_EQ(tree_acl_count(&t), 4);
+
+    /* Deletes drop references: "two" is held by /b, /c, /f until the last goes. */
+    CHECK_EQ(apply1(&t, 15, delete_op("/b")), 0);
+    CHECK_EQ(apply1(&t, 16, delete_op("/c")), 0);
+    CHECK_EQ(tree_acl_count(&t), 4);
+    CHECK(strcmp(f->acls[1].id, "10.0.0.1") == 0);
+    CHECK_EQ(apply1(&t, 17, delete_op("/f")), 0);
+    CHECK_EQ(tree_acl_count(&t), 3);
+    CHECK_EQ(apply1(&t, 18, delete_op("/d")), 0);
+    CHECK_EQ(apply1(&t, 19, delete_op("/e")), 0);
+    CHECK_EQ(tree_acl_count(&t), 1);
+    CHECK_EQ(apply1(&t, 20, delete_op("/a")), 0);
+    CHECK_EQ(tree_acl_count(&t), 0);
+
+    /* Loading shares too, and a node loaded over one drops its old list (the root). */
+    c = create_op("/h", NULL, 0, 9);
+    c.acls = two;
+    c.n_acls = 2;
+    CHECK_EQ(apply1(&t, 21, c), 0);
+    uint8_t *buf;
+    size_t len;
+    CHECK_EQ(tree_node_encode(tree_get(&t, "/h"), &buf, &len), 0);
+    struct tree u;
+    CHECK_EQ(tree_init(&u), 0);
+    CHECK_EQ(tree_load_node(&u, "/", buf, len), 0); /* the root, now with "two" */
+    CHECK_EQ(tree_acl_count(&u), 1);
+    CHECK_EQ(tree_load_node(&u, "/x", buf, len), 0);
+    CHECK_EQ(tree_load_node(&u, "/y", buf, len), 0);
+    CHECK_EQ(tree_load_node(&u, "/x", buf, len), ZE_DATAINCONSISTENCY);
+    CHECK_EQ(tree_load_finish(&u), 0);
+    CHECK_EQ(tree_acl_count(&u), 1);
+    CHECK(tree_get(&u, "/x")->acls == u.root->acls);
+    CHECK(tree_get(&u, "/y")->acls == u.root->acls);
+    CHECK_EQ(u.root->n_acls, 2);
+    free(buf);
+    tree_close(&u);
+    tree_close(&t);
+}
+
 /* A tree with a bit of everything, for the record and digest tests. */
 static void build_sample(struct tree *t)
 {
@@ -487,6 +604,10 @@ static void test_round_trip(void)
     }
     struct node *d = tree_get(&u, "/d");
     CHECK(d && d->n_acls == 1 && strcmp(d->acls[0].id, "bob:xyz") == 0);
+    /* Loaded lists go through the ACL cache too: the same distinct lists, shared. */
+    CHECK_EQ(tree_acl_count(&u), tree_acl_count(&t));
+    CHECK_EQ(tree_acl_count(&u), 2);
+    CHECK(tree_get(&u, "/d/f0")->acls == NULL);
 
     /* The store's order (sorted paths): every parent is linked as its children come. */
     struct rec *sorted = calloc(n, sizeof *sorted);
@@ -752,6 +873,7 @@ int main(void)
     RUN(test_sequential);
     RUN(test_children_sorted);
     RUN(test_set_meta_acl);
+    RUN(test_acl_cache);
     RUN(test_round_trip);
     RUN(test_digest_order);
     RUN(test_txn_codec);
