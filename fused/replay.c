@@ -1,6 +1,7 @@
 /* fused's replay thread and its queue (watch events, session changes, deferred cache
  * invalidations), and the answers to the replay thread's own requests. */
 #include "replay.h"
+#include "mountinfo.h"
 
 #include "apply.h"
 #include "err.h"
@@ -301,22 +302,6 @@ static void expired(struct fs *fs)
  */
 #define NS_CHECK_MS 100
 
-/* /proc/.../mountinfo writes space, tab, newline and backslash as \ooo. */
-static void unescape(char *s)
-{
-    char *out = s;
-    for (; *s; s++) {
-        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
-            s[3] >= '0' && s[3] <= '7') {
-            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-            s += 3;
-        } else {
-            *out++ = *s;
-        }
-    }
-    *out = 0;
-}
-
 static int longer_first(const void *a, const void *b)
 {
     size_t x = strlen(*(char *const *)a), y = strlen(*(char *const *)b);
@@ -337,7 +322,7 @@ static void detach_all(void)
             field = strtok_r(NULL, " ", &save);
         if (!field || strcmp(field, "/") == 0)
             continue;
-        unescape(field);
+        mountinfo_unescape(field);
         if (n == vcap) {
             vcap = vcap ? vcap * 2 : 64;
             char **nv = realloc(v, vcap * sizeof(*nv));

@@ -1,5 +1,6 @@
 /* mountctl mount/umount: run zkfs-fused or fusermount3 and check /proc/self/mountinfo. */
 #include "mounts.h"
+#include "mountinfo.h"
 
 #include "cli.h"
 
@@ -33,22 +34,6 @@ static void fused_path(char *buf, size_t len)
     snprintf(buf, len, "zkfs-fused");
 }
 
-/* /proc/self/mountinfo writes space, tab, newline and backslash as \\ooo. */
-static void unescape(char *s)
-{
-    char *out = s;
-    for (; *s; s++) {
-        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
-            s[3] >= '0' && s[3] <= '7') {
-            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-            s += 3;
-        } else {
-            *out++ = *s;
-        }
-    }
-    *out = 0;
-}
-
 /* The filesystem type mounted at path (canonical), copied into type; 0 if none. */
 static int mounted_type(const char *path, char *type, size_t len)
 {
@@ -69,7 +54,7 @@ static int mounted_type(const char *path, char *type, size_t len)
             fields[i] = t;
         if (!fields[4])
             continue;
-        unescape(fields[4]);
+        mountinfo_unescape(fields[4]);
         if (strcmp(fields[4], path) != 0)
             continue;
         char *fstype = sep + 3, *sp = strchr(fstype, ' ');
