@@ -64,11 +64,11 @@ static int replayed(const char *what, const char *path, int rc)
 }
 
 /*
- * A directory fd on the mount's root for one replay (to give back with put_fd after it), or
- * -1; *rel receives path relative to it. In the thread's private namespace, the fd held on the
- * private copy of the mount (only this thread closes it); otherwise the mount point opened for
- * the replay only (an fd kept on the mount would make umount fail with EBUSY), checked to be
- * the mount and not the directory underneath after an unmount.
+ * A directory fd on the mount's root for one replay (to close after it), or -1; *rel receives
+ * path relative to it. In the thread's private namespace, a copy of the fd held on the private
+ * copy of the mount; otherwise the mount point opened for the replay only (an fd kept on the
+ * mount would make umount fail with EBUSY), checked to be the mount and not the directory
+ * underneath after an unmount.
  */
 static int mount_fd(struct fs *fs, const char *path, const char **rel)
 {
@@ -76,7 +76,7 @@ static int mount_fd(struct fs *fs, const char *path, const char **rel)
         return -1;
     *rel = strcmp(path, "/") == 0 ? "." : path + 1;
     if (fs->rp.dirfd >= 0)
-        return fs->rp.dirfd; /* the private copy (replay.c) */
+        return dup(fs->rp.dirfd); /* the private copy (replay.c) */
     int fd = open(fs->o.mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -86,12 +86,6 @@ static int mount_fd(struct fs *fs, const char *path, const char **rel)
         return -1;
     }
     return fd;
-}
-
-static void put_fd(struct fs *fs, int dfd)
-{
-    if (dfd != fs->rp.dirfd)
-        close(dfd);
 }
 
 /*
@@ -125,7 +119,7 @@ static int rp_make(struct fs *fs, const char *path, int is_dir)
         return -ENOTCONN;
     int rc = is_dir ? replayed("mkdir", path, mkdirat(dfd, rel, 0755))
                     : replayed("mknod", path, mknodat(dfd, rel, S_IFREG | 0644, 0));
-    put_fd(fs, dfd);
+    close(dfd);
     if (rc == 0 && is_dir && strlen(path) < sizeof(settle_dir)) {
         snprintf(settle_dir, sizeof(settle_dir), "%s", path);
         settle_until = now_ms() + SETTLE_MS;
@@ -142,21 +136,12 @@ static int rp_remove(struct fs *fs, const char *path, int is_dir)
         return -ENOTCONN;
     int rc =
         replayed(is_dir ? "rmdir" : "unlink", path, unlinkat(dfd, rel, is_dir ? AT_REMOVEDIR : 0));
-    put_fd(fs, dfd);
+    close(dfd);
     return rc;
 }
 
-/*
- * open(O_WRONLY) + futimens(mtime now) + close: IN_OPEN, IN_MODIFY, IN_CLOSE_WRITE, and the
- * kernel's caches of the file brought up to date before the IN_MODIFY at no extra cost: the
- * replayed OPEN is answered without keep_cache, so the kernel drops the file's pages, and the
- * replayed SETATTR with the new attributes (size, mtime), which the kernel takes. Two round
- * trips (OPEN, SETATTR; the OPEN's noflush spares close a FLUSH, and RELEASE is sent after
- * close returns), where an invalidation then open + ftruncate(size) + close cost five (a
- * GETATTR for the open's permission check, a GETXATTR of security.capability for the
- * truncate's, and the FLUSH).
- */
-static int rp_modify(struct fs *fs, const char *path)
+/* open(O_WRONLY) + ftruncate(new size) + close: IN_MODIFY and IN_CLOSE_WRITE. */
+static int rp_modify(struct fs *fs, const char *path, off_t size)
 {
     const char *rel;
     settle(path);
@@ -166,11 +151,10 @@ static int rp_modify(struct fs *fs, const char *path)
     int fd = openat(dfd, rel, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     int rc = replayed("open", path, fd);
     if (fd >= 0) {
-        struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
-        rc = replayed("futimens", path, futimens(fd, ts));
+        rc = replayed("ftruncate", path, ftruncate(fd, size));
         close(fd);
     }
-    put_fd(fs, dfd);
+    close(dfd);
     return rc;
 }
 
@@ -185,7 +169,7 @@ static int rp_touch(struct fs *fs, const char *path, int modify)
     struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
     int rc =
         replayed("utimensat", path, utimensat(dfd, rel, modify ? ts : NULL, AT_SYMLINK_NOFOLLOW));
-    put_fd(fs, dfd);
+    close(dfd);
     return rc;
 }
 
@@ -197,7 +181,7 @@ static int rp_rename(struct fs *fs, const char *src, const char *dst)
         return -ENOTCONN;
     b = dst + 1;
     int rc = replayed("rename", src, renameat(dfd, a, dfd, b));
-    put_fd(fs, dfd);
+    close(dfd);
     return rc;
 }
 
@@ -425,29 +409,26 @@ static void ev_changed(struct fs *fs, const char *path, int64_t zxid, int meta,
     if (!flipped && ino && n)
         ino->st = n->st;
     uint64_t iid = ino ? ino->nodeid : 0;
+    off_t size = n ? n->st.data_length : 0;
     pthread_mutex_unlock(&fs->mu);
     if (flipped) {
         flip(fs, path, pid);
         goto out;
     }
-    /* Before the event: a read after it must not find the old pages or size. A file's
-     * replay does it itself (rp_modify), without making its own requests ask again; not on
-     * a -o ro mount, whose opens never reach the daemon (no_open). */
-    int replay = pid && f->err == 0;
-    int file = replay && !meta && !is_dir && !fs->o.ro;
-    if (!file)
+    /* Before the event: a read after it must not find the old pages or size. */
+    inval_inode(fs, iid, meta ? -1 : 0);
+    if (pid && f->err == 0) {
+        if (meta)
+            rp_touch(fs, path, 0);
+        else if (is_dir)
+            rp_touch(fs, path, 1);
+        else
+            rp_modify(fs, path, size);
+        pthread_mutex_lock(&fs->mu);
+        ino = inode_at(&fs->inodes, path);
+        iid = ino ? ino->nodeid : 0;
+        pthread_mutex_unlock(&fs->mu);
         inval_inode(fs, iid, meta ? -1 : 0);
-    if (replay) {
-        int rc = meta     ? rp_touch(fs, path, 0)
-                 : is_dir ? rp_touch(fs, path, 1)
-                          : rp_modify(fs, path);
-        if (!file || rc) {
-            pthread_mutex_lock(&fs->mu);
-            ino = inode_at(&fs->inodes, path);
-            iid = ino ? ino->nodeid : 0;
-            pthread_mutex_unlock(&fs->mu);
-            inval_inode(fs, iid, meta ? -1 : 0);
-        }
     }
 out:
     if (!pre)
@@ -527,36 +508,7 @@ out:
     free(dparent);
 }
 
-int apply_fetch_op(struct fs *fs, int type, const char *path, int64_t zxid, int64_t *size)
-{
-    if (zxid <= fs->rp.resync_zxid || (type != EV_CREATED && type != EV_DATA && type != EV_META))
-        return 0;
-    char *parent = fs_parent_path(path);
-    if (!parent)
-        return 0;
-    pthread_mutex_lock(&fs->mu);
-    int want;
-    if (type == EV_CREATED) {
-        /* As ev_created: a known directory, or a file about to become one. */
-        struct inode *pino = inode_at(&fs->inodes, parent);
-        want = known_dir(fs, parent) || (pino && !pino->is_dir);
-    } else {
-        /* As ev_changed. */
-        struct inode *ino = inode_at(&fs->inodes, path);
-        want = known_dir(fs, parent) || (ino && (ino->nlookup || ino->nodeid == INODE_ROOT));
-        struct node *n = want ? cache_get(&fs->cache, path) : NULL;
-        if (n)
-            *size = n->st.data_length;
-    }
-    pthread_mutex_unlock(&fs->mu);
-    free(parent);
-    if (!want || own_is(fs, zxid))
-        return 0;
-    return type == EV_META ? ZC_OP_EXISTS : ZC_OP_GET_DATA;
-}
-
-void apply_event(struct fs *fs, int type, const char *path, int64_t zxid, uint64_t snapshot,
-                 struct zk_fetch *pre)
+void apply_event(struct fs *fs, int type, const char *path, int64_t zxid, uint64_t snapshot)
 {
     if (zxid <= fs->rp.resync_zxid)
         return; /* the last resync already reflects it */
@@ -573,16 +525,16 @@ void apply_event(struct fs *fs, int type, const char *path, int64_t zxid, uint64
     LOG_DEBUG("event %d %s zxid 0x%llx", type, path, (unsigned long long)zxid);
     switch (type) {
     case EV_CREATED:
-        ev_created(fs, path, zxid, pre, 1);
+        ev_created(fs, path, zxid, NULL, 1);
         break;
     case EV_DELETED:
         ev_deleted(fs, path, zxid);
         break;
     case EV_DATA:
-        ev_changed(fs, path, zxid, 0, pre, 1);
+        ev_changed(fs, path, zxid, 0, NULL, 1);
         break;
     case EV_META:
-        ev_changed(fs, path, zxid, 1, pre, 0);
+        ev_changed(fs, path, zxid, 1, NULL, 0);
         break;
     default:
         break;

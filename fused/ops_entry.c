@@ -157,12 +157,9 @@ void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forg
 
 /* ---- attributes ---- */
 
-/* Attributes of nodeid: from the cache, fetched if needed (never from the replay thread).
- * *cached (if not NULL) tells whether they are the cache's, which the watch keeps valid. */
-static int get_attr(struct fs *fs, fuse_ino_t nodeid, int may_fetch, struct stat *st, int *cached)
+/* Attributes of nodeid: from the cache, fetched if needed (never from the replay thread). */
+static int get_attr(struct fs *fs, fuse_ino_t nodeid, int may_fetch, struct stat *st)
 {
-    if (cached)
-        *cached = 0;
     pthread_mutex_lock(&fs->mu);
     struct inode *ino = inode_get(&fs->inodes, nodeid);
     if (!ino) {
@@ -176,11 +173,8 @@ static int get_attr(struct fs *fs, fuse_ino_t nodeid, int may_fetch, struct stat
     }
     struct node *n = cache_get(&fs->cache, ino->path);
     if (n || !may_fetch) {
-        if (n && node_is_dir(n) == ino->is_dir) {
+        if (n && node_is_dir(n) == ino->is_dir)
             ino->st = n->st;
-            if (cached)
-                *cached = 1;
-        }
         fs_attr(fs, ino, st);
         pthread_mutex_unlock(&fs->mu);
         return 0;
@@ -215,8 +209,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t nodeid, struct fuse_file_info *fi)
     struct fs *fs = req_fs(req);
     struct stat st;
     int replay = replay_caller(fs, req);
-    int cached;
-    int rc = get_attr(fs, nodeid, !replay, &st, &cached);
+    int rc = get_attr(fs, nodeid, !replay, &st);
     if (rc) {
         fs_fail(req, "getattr", NULL, rc);
         return;
@@ -228,9 +221,8 @@ void op_getattr(fuse_req_t req, fuse_ino_t nodeid, struct fuse_file_info *fi)
         st.st_size = size;
         st.st_blocks = (size + 511) / 512;
     }
-    /* The replay thread gets what is known without asking the cluster: the kernel may keep
-     * it only if it is the cache's (else the next walk of every replay would ask again). */
-    fuse_reply_attr(req, &st, (replay && !cached) || writing ? 0 : fs->o.attr_timeout);
+    /* The replay thread gets what is known, which the kernel must not keep. */
+    fuse_reply_attr(req, &st, replay || writing ? 0 : fs->o.attr_timeout);
 }
 
 /* truncate(2) without an open handle: one setData of the resized data. */
@@ -311,7 +303,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t nodeid, struct stat *attr, int to_set
         }
     }
     struct stat st;
-    rc = get_attr(fs, nodeid, 0, &st, NULL);
+    rc = get_attr(fs, nodeid, 0, &st);
     if (rc) {
         fs_fail(req, "setattr", NULL, rc);
         return;
@@ -468,7 +460,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t nodeid, struct fuse_file_info *fi)
     }
     free(path);
     struct stat st;
-    d->ino = get_attr(fs, nodeid, 0, &st, NULL) == 0 ? st.st_ino : INODE_ROOT;
+    d->ino = get_attr(fs, nodeid, 0, &st) == 0 ? st.st_ino : INODE_ROOT;
     fi->fh = (uintptr_t)d;
     if (fuse_reply_open(req, fi) != 0)
         dir_handle_free(d);

@@ -334,12 +334,8 @@ void op_open(fuse_req_t req, fuse_ino_t nodeid, struct fuse_file_info *fi)
         return;
     }
     if (replay_caller(fs, req)) {
-        /* A replayed modify (apply.c): without keep_cache the kernel drops the file's pages
-         * now, before the event; noflush spares its close a FLUSH (IN_CLOSE_WRITE comes all
-         * the same). */
         fi->fh = 0;
-        fi->keep_cache = 0;
-        fi->noflush = 1;
+        fi->keep_cache = 1;
         fuse_reply_open(req, fi);
         return;
     }

@@ -23,8 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PF_MIN_EST 512 /* the smallest size expected of a read ahead */
-
 enum rp_kind { RP_EVENT, RP_CONNECTED, RP_EXPIRED, RP_INVAL_INODE, RP_INVAL_ENTRY };
 
 struct rp_item {
@@ -36,10 +34,7 @@ struct rp_item {
     uint64_t snapshot;
     uint64_t nodeid;
     int64_t off;
-    struct zk_async *pf; /* the event's read, started ahead (replay thread only) */
-    int pf_op;
-    int64_t pf_est; /* the bytes it is expected to bring */
-    char path[];    /* event path, or the entry name */
+    char path[]; /* event path, or the entry name */
 };
 
 int replay_init(struct fs *fs)
@@ -52,10 +47,8 @@ int replay_init(struct fs *fs)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&rp->cv, &ca);
     pthread_condattr_destroy(&ca);
-    rp->fs = fs;
     rp->dirfd = -1;
     rp->minfo_fd = -1;
-    rp->pf_est = PF_MIN_EST;
     return 0;
 }
 
@@ -144,100 +137,25 @@ void replay_queue_inval_entry(struct fs *fs, uint64_t parent, const char *name)
     push(fs, it);
 }
 
-/* Removes the head (rp->mu held). */
-static void pop_head(struct replay *rp)
-{
-    struct rp_item *it = rp->head;
-    rp->head = it->next;
-    if (!rp->head)
-        rp->tail = NULL;
-    if (rp->pf_last == it)
-        rp->pf_last = NULL; /* what follows it is the new head, not looked at yet */
-}
-
-static void read_ahead_done(struct replay *rp, struct rp_item *it, struct zk_fetch *f);
-
-/* An item done with (replay thread): a read started for it and not used is given up. */
-static void item_free(struct replay *rp, struct rp_item *it)
-{
-    if (it->pf)
-        read_ahead_done(rp, it, NULL);
-    free(it);
-}
-
 int replay_take_delete(struct fs *fs, int64_t zxid, char **path_out)
 {
     struct replay *rp = &fs->rp;
     *path_out = NULL;
     pthread_mutex_lock(&rp->mu);
     struct rp_item *it = rp->head;
-    if (it && it->kind == RP_EVENT && it->type == EV_DELETED && it->zxid == zxid)
-        pop_head(rp);
-    else
+    if (it && it->kind == RP_EVENT && it->type == EV_DELETED && it->zxid == zxid) {
+        rp->head = it->next;
+        if (!rp->head)
+            rp->tail = NULL;
+    } else {
         it = NULL;
+    }
     pthread_mutex_unlock(&rp->mu);
     if (!it)
         return 0;
     *path_out = strdup(it->path);
-    item_free(rp, it);
+    free(it);
     return *path_out != NULL;
-}
-
-/*
- * Reads ahead (replay thread): starts the reads of the queued events that will want one, so
- * that applying a backlog costs one round trip to the server for many events instead of one
- * each. Each item is looked at once, in queue order: the reads go out, and come back, in the
- * events' order. At most PF_MAX reads, of about PF_BYTES of data in all (estimated from the
- * cached node, or from the sizes lately read), are ahead at a time; once that many are, more
- * start only when half of them are used, so that they go out (and come back) many to a
- * write, instead of one more per event applied.
- */
-#define PF_MAX 256
-#define PF_BYTES (4 << 20)
-
-static void read_ahead(struct fs *fs)
-{
-    struct replay *rp = &fs->rp;
-    if (rp->pf_inflight > PF_MAX / 2 || rp->pf_bytes > PF_BYTES / 2)
-        return;
-    while (rp->pf_inflight < PF_MAX && (rp->pf_inflight == 0 || rp->pf_bytes < PF_BYTES)) {
-        pthread_mutex_lock(&rp->mu);
-        struct rp_item *it = rp->pf_last ? rp->pf_last->next : rp->head;
-        if (it)
-            rp->pf_last = it;
-        pthread_mutex_unlock(&rp->mu);
-        if (!it)
-            return;
-        /* Only this thread removes or frees items: it stays valid unlocked. */
-        int64_t size = -1;
-        int op = it->kind == RP_EVENT ? apply_fetch_op(fs, it->type, it->path, it->zxid, &size) : 0;
-        if (op && (it->pf = zk_fetch_start(fs, (enum zc_op)op, it->path))) {
-            it->pf_op = op;
-            it->pf_est = op == ZC_OP_EXISTS ? 0 : size >= 0 ? size : rp->pf_est;
-            rp->pf_inflight++;
-            rp->pf_bytes += it->pf_est;
-        }
-    }
-}
-
-/* The read ahead of it, done with (replay thread): f (as for zk_fetch_finish) receives its
- * outcome, or NULL: it is given up. */
-static void read_ahead_done(struct replay *rp, struct rp_item *it, struct zk_fetch *f)
-{
-    if (f) {
-        zk_fetch_finish(rp->fs, it->pf, f);
-        /* Sizes seen lately: a run of big nodes holds the reads ahead back. */
-        int64_t len = f->data ? f->data->len : 0;
-        int64_t decayed = rp->pf_est - rp->pf_est / 8;
-        rp->pf_est = len > decayed ? len : decayed;
-        if (rp->pf_est < PF_MIN_EST)
-            rp->pf_est = PF_MIN_EST;
-    } else {
-        zk_fetch_abandon(it->pf);
-    }
-    it->pf = NULL;
-    rp->pf_inflight--;
-    rp->pf_bytes -= it->pf_est;
 }
 
 /* ---- session changes ---- */
@@ -476,22 +394,14 @@ static void *replay_main(void *arg)
             pthread_mutex_lock(&rp->mu);
             continue;
         }
-        pthread_mutex_unlock(&rp->mu);
-        read_ahead(fs);
-        pthread_mutex_lock(&rp->mu);
         struct rp_item *it = rp->head;
-        pop_head(rp);
+        rp->head = it->next;
+        if (!rp->head)
+            rp->tail = NULL;
         pthread_mutex_unlock(&rp->mu);
         switch (it->kind) {
         case RP_EVENT:
-            if (it->pf) {
-                struct zk_fetch f = {.op = (enum zc_op)it->pf_op, .path = it->path};
-                read_ahead_done(rp, it, &f);
-                apply_event(fs, it->type, it->path, it->zxid, it->snapshot, &f);
-                zk_fetch_clear(&f);
-            } else {
-                apply_event(fs, it->type, it->path, it->zxid, it->snapshot, NULL);
-            }
+            apply_event(fs, it->type, it->path, it->zxid, it->snapshot);
             break;
         case RP_CONNECTED:
             connected(fs, it->first);
@@ -506,7 +416,7 @@ static void *replay_main(void *arg)
             fuse_lowlevel_notify_inval_entry(fs->se, it->nodeid, it->path, strlen(it->path));
             break;
         }
-        item_free(rp, it);
+        free(it);
         pthread_mutex_lock(&rp->mu);
     }
     pthread_mutex_unlock(&rp->mu);
@@ -560,9 +470,9 @@ void replay_close(struct fs *fs)
     struct rp_item *it = rp->head, *next;
     for (; it; it = next) {
         next = it->next;
-        item_free(rp, it);
+        free(it);
     }
-    rp->head = rp->tail = rp->pf_last = NULL;
+    rp->head = rp->tail = NULL;
     pthread_mutex_destroy(&rp->mu);
     pthread_cond_destroy(&rp->cv);
 }

@@ -49,13 +49,6 @@ struct replay {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct rp_item *head, *tail;
-    struct fs *fs;
-    /* Reads ahead (replay thread only): the last item looked at (NULL: none yet), the reads
-     * started and not yet used, the bytes they are expected to bring, the size expected of a
-     * node not cached. */
-    struct rp_item *pf_last;
-    int pf_inflight;
-    int64_t pf_bytes, pf_est;
     int stop;
     int started;
     pthread_t thread;

@@ -263,9 +263,10 @@ struct zk_batch {
     size_t left;
 };
 
-/* Copies a reply into f (client thread). */
-static void fetch_fill(struct zk_fetch *f, const struct zc_result *r)
+static void fetch_done(void *arg, const struct zc_result *r)
 {
+    struct zk_fetch *f = arg;
+    struct zk_batch *b = f->batch_;
     f->err = r->err;
     f->zxid = r->zxid;
     f->has_stat = r->has_stat;
@@ -289,13 +290,6 @@ static void fetch_fill(struct zk_fetch *f, const struct zc_result *r)
         if (!f->children)
             f->err = -ENOMEM;
     }
-}
-
-static void fetch_done(void *arg, const struct zc_result *r)
-{
-    struct zk_fetch *f = arg;
-    struct zk_batch *b = f->batch_;
-    fetch_fill(f, r);
     pthread_mutex_lock(&b->mu);
     if (--b->left == 0)
         pthread_cond_signal(&b->cv);
@@ -366,89 +360,6 @@ void zk_fetch_all(struct fs *fs, struct zk_fetch *f, size_t n)
     }
     pthread_mutex_destroy(&b.mu);
     pthread_cond_destroy(&b.cv);
-}
-
-/* ---- reads started now, waited for later ---- */
-
-struct zk_async {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;     /* the reply (or the failure to send) is in f */
-    int orphaned; /* abandoned: the reply frees it */
-    struct zk_fetch f;
-    char path[];
-};
-
-static void async_free(struct zk_async *a)
-{
-    zk_fetch_clear(&a->f);
-    pthread_mutex_destroy(&a->mu);
-    pthread_cond_destroy(&a->cv);
-    free(a);
-}
-
-static void async_done(void *arg, const struct zc_result *r)
-{
-    struct zk_async *a = arg;
-    fetch_fill(&a->f, r);
-    pthread_mutex_lock(&a->mu);
-    a->done = 1;
-    int orphaned = a->orphaned;
-    pthread_cond_signal(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-    if (orphaned)
-        async_free(a);
-}
-
-struct zk_async *zk_fetch_start(struct fs *fs, enum zc_op op, const char *path)
-{
-    size_t len = strlen(path);
-    struct zk_async *a = calloc(1, sizeof(*a) + len + 1);
-    if (!a)
-        return NULL;
-    memcpy(a->path, path, len + 1);
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cv, NULL);
-    a->f.op = op;
-    a->f.path = a->path;
-    struct sess *s = sess_get(fs);
-    struct zc_req req = {.op = op, .path = a->path};
-    int rc = s ? zc_submit(s->zc, &req, async_done, a) : ZE_CONNECTIONLOSS;
-    sess_put(fs, s);
-    if (rc) {
-        a->f.err = rc;
-        a->done = 1;
-    }
-    return a;
-}
-
-void zk_fetch_finish(struct fs *fs, struct zk_async *a, struct zk_fetch *f)
-{
-    pthread_mutex_lock(&a->mu);
-    while (!a->done)
-        pthread_cond_wait(&a->cv, &a->mu);
-    pthread_mutex_unlock(&a->mu);
-    const char *path = f->path;
-    *f = a->f;
-    f->path = path;
-    memset(&a->f, 0, sizeof(a->f)); /* the data and children are f's now */
-    async_free(a);
-    if (retryable(f->err)) {
-        zk_fetch_clear(f);
-        zk_fetch_all(fs, f, 1);
-    }
-}
-
-void zk_fetch_abandon(struct zk_async *a)
-{
-    if (!a)
-        return;
-    pthread_mutex_lock(&a->mu);
-    int done = a->done;
-    a->orphaned = 1;
-    pthread_mutex_unlock(&a->mu);
-    if (done)
-        async_free(a);
 }
 
 /* ---- own writes ---- */

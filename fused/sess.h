@@ -86,21 +86,6 @@ void zk_fetch_all(struct fs *fs, struct zk_fetch *f, size_t n);
 void zk_fetch_clear(struct zk_fetch *f);
 
 /*
- * One read started now and waited for later, so that the replay thread has the reads of the
- * events it will apply next in flight while it applies the current one (replies come in
- * request order: a read sent after an event arrived reflects at least that event). path is
- * copied. NULL only on ENOMEM; a read that could not be sent finishes with its error.
- */
-struct zk_async;
-struct zk_async *zk_fetch_start(struct fs *fs, enum zc_op op, const char *path);
-/* Waits for the read and moves its outcome into *f, which the caller zeroed and gave the same
- * op and path (borrowed), as for zk_fetch_all, and then zk_fetch_clear's. A read lost with a
- * connection is sent again as zk_fetch_all does. Frees a. */
-void zk_fetch_finish(struct fs *fs, struct zk_async *a, struct zk_fetch *f);
-/* Gives the read up without waiting: a (freed now, or by its reply) is not to be used again. */
-void zk_fetch_abandon(struct zk_async *a);
-
-/*
  * Own writes. A writer takes a ticket before sending (own_begin) and, once its result is in
  * the cache, ends it with the zxid it got (own_end; 0 if none). The watch event for a write
  * arrives before its reply, so the replay thread, before deciding whether an event is the

@@ -143,24 +143,6 @@ def test_read_right_after_each_modify_returns_the_new_data(mounts2, mc, make_ino
         assert got == data.encode(), f"iteration {i}: read after IN_MODIFY gave {got[:40]!r}"
 
 
-
-def test_read_after_modify_on_a_read_only_mount(replica, mc, make_mount, make_inotify):
-    """A -o ro mount sends no OPEN (no_open): the replayed modify cannot drop the pages by
-    its own open there, the invalidation must come first all the same."""
-    mc.ok("create", "/cfg", "v0")
-    b = make_mount(replica, "ro", opts=["ro"])
-    w = make_inotify(b, events=("modify",))
-    for i in range(1, 41):
-        data = f"same-{i:05d}" if i % 2 else f"v{i}-" + "x" * ((i * 37) % 300)
-        assert read(b / "cfg")  # keeps the old data in the kernel's caches
-        mark = w.mark()
-        mc.ok("set", "/cfg", data)
-        w.expect("MODIFY", "cfg", since=mark)
-        size = os.stat(b / "cfg").st_size
-        got = read(b / "cfg")
-        assert size == len(data), f"iteration {i}: st_size {size} after IN_MODIFY, not {len(data)}"
-        assert got == data.encode(), f"iteration {i}: read after IN_MODIFY gave {got[:40]!r}"
-
 def test_events_for_a_node_arrive_in_order(mc, mount, make_inotify):
     w = make_inotify(mount)
     m = mc.argv([])  # mountctl --servers ... as a prefix
